@@ -1,0 +1,1 @@
+"""load layer (see docs/architecture.md)."""

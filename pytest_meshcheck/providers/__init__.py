@@ -1,0 +1,1 @@
+"""Cluster providers: where the mesh under test runs (lab, an existing kubeconfig, EKS)."""
