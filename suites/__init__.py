@@ -1,0 +1,1 @@
+"""The conformance suites shipped with pytest-meshcheck (collected with --meshcheck)."""

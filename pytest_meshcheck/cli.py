@@ -1,0 +1,76 @@
+"""The ``meshcheck`` console script.
+
+Subcommands are contributed by the modules that own them (``lab``, ``eks``, ``report``,
+``images``); this module only builds the parser, dispatches, and turns our errors into one-line
+messages with exit code 2 instead of tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from pytest_meshcheck import __version__
+from pytest_meshcheck.errors import MeshcheckError
+from pytest_meshcheck.settings import OPTIONS
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def options_table_markdown() -> str:
+    """The options table as Markdown (README.md embeds it; a test keeps the two in sync)."""
+    rows = [
+        "| option | env | ini | default | what it does |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for opt in OPTIONS:
+        default = opt.default if opt.default != "" else "(unset)"
+        rows.append(f"| `{opt.cli}` | `{opt.env}` | `{opt.ini}` | `{default}` | {opt.help} |")
+    return "\n".join(rows) + "\n"
+
+
+def _cmd_options(args: argparse.Namespace) -> int:
+    if args.markdown:
+        sys.stdout.write(options_table_markdown())
+        return 0
+    for opt in OPTIONS:
+        default = opt.default if opt.default != "" else "(unset)"
+        sys.stdout.write(f"{opt.cli:34} {opt.env:32} default {default}\n    {opt.help}\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="meshcheck",
+        description="Companion commands for pytest-meshcheck (the gate itself runs as `pytest --meshcheck`).",
+    )
+    parser.add_argument("--version", action="version", version=f"pytest-meshcheck {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    options = commands.add_parser(
+        "options", help="list every --meshcheck-* option with its env and ini names"
+    )
+    options.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    options.set_defaults(handler=_cmd_options)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return handler(args)
+    except MeshcheckError as exc:
+        sys.stderr.write(f"meshcheck: error: {exc.message}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("meshcheck: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,33 @@
+"""Public fixtures (``meshcheck_*``). Each is small and session-scoped so another repository can
+override one (say, ``meshcheck_cluster`` to point at its own provisioning) without the rest."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_meshcheck.providers.base import ClusterHandle
+from pytest_meshcheck.session import SESSION_PLUGIN_NAME, MeshcheckSession
+from pytest_meshcheck.settings import Settings
+
+
+def _session(config: pytest.Config, fixture: str) -> MeshcheckSession:
+    session = config.pluginmanager.get_plugin(SESSION_PLUGIN_NAME)
+    if session is None:
+        pytest.skip(f"{fixture} needs the mesh gate: run pytest with --meshcheck (or MESHCHECK=1)")
+    assert isinstance(session, MeshcheckSession)
+    return session
+
+
+@pytest.fixture(scope="session")
+def meshcheck_settings(pytestconfig: pytest.Config) -> Settings:
+    """The run's validated settings, with where each value came from."""
+    return _session(pytestconfig, "meshcheck_settings").settings
+
+
+@pytest.fixture(scope="session")
+def meshcheck_cluster(pytestconfig: pytest.Config) -> ClusterHandle:
+    """The provisioned cluster's handle (kubeconfig, context, how to reach services).
+
+    Provisioned once per run, on the xdist controller when running distributed.
+    """
+    return _session(pytestconfig, "meshcheck_cluster").cluster()
