@@ -1,0 +1,391 @@
+"""A small threaded HTTP/1.1 server, and the message framing it shares with the lab's HTTP clients.
+
+The lab's workloads (Bookinfo, httpbin, and the sidecar proxy's listeners) must behave like real
+servers to real clients: keep-alive, Content-Length and chunked bodies, HEAD without a body, and a
+``stop`` that really frees the port and leaves no thread behind. ``http.server`` cannot close idle
+keep-alive connections on shutdown, so the lab carries its own: one accept thread, one thread per
+connection, every socket tracked so ``stop`` can shut it down and join its thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+from urllib.parse import parse_qs, urlsplit
+
+#: Heads larger than this are refused (431), as servers do to keep memory bounded.
+MAX_HEAD_BYTES = 64 * 1024
+#: Bodies larger than this are refused (413).
+MAX_BODY_BYTES = 16 * 1024 * 1024
+#: How long ``stop`` waits for one connection thread (a handler may be inside a slow call).
+JOIN_TIMEOUT = 10.0
+
+
+class ProtocolError(Exception):
+    """The peer sent something that is not HTTP/1.x; ``status`` is what a server answers."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Headers:
+    """An ordered, case-insensitive multi-map, because HTTP allows repeated fields and clients
+    (httpbin's ``/headers``, XFCC checks) care about the order and spelling they were sent in."""
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items: list[tuple[str, str]] = [(name, value) for name, value in items]
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        wanted = name.lower()
+        for key, value in self._items:
+            if key.lower() == wanted:
+                return value
+        return default
+
+    def get_all(self, name: str) -> list[str]:
+        wanted = name.lower()
+        return [value for key, value in self._items if key.lower() == wanted]
+
+    def add(self, name: str, value: str) -> None:
+        self._items.append((name, value))
+
+    def set(self, name: str, value: str) -> None:
+        self.remove(name)
+        self._items.append((name, value))
+
+    def remove(self, name: str) -> None:
+        wanted = name.lower()
+        self._items = [(key, value) for key, value in self._items if key.lower() != wanted]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(list(self._items))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def copy(self) -> Headers:
+        return Headers(self._items)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Request:
+    """One parsed request, as a handler sees it."""
+
+    method: str
+    target: str
+    version: str
+    headers: Headers
+    body: bytes
+    client_ip: str
+    client_port: int
+    server_ip: str
+    server_port: int
+    #: Set when the server is stopping: handlers that wait (``/delay/N``) wait on this.
+    cancelled: threading.Event
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.target).path or "/"
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        return parse_qs(urlsplit(self.target).query, keep_blank_values=True)
+
+    @property
+    def host(self) -> str:
+        return self.headers.get("Host") or f"{self.server_ip}:{self.server_port}"
+
+
+@dataclass(kw_only=True)
+class Response:
+    status: int = 200
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+    reason: str | None = None
+
+
+Handler = Callable[[Request], Response]
+AccessLog = Callable[[Request, Response], None]
+
+
+def reason_phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+def read_head(reader: BinaryIO) -> list[str] | None:
+    """The start line and header lines of one message; ``None`` on a clean end of stream."""
+    lines: list[str] = []
+    size = 0
+    while True:
+        line = reader.readline(MAX_HEAD_BYTES + 1)
+        if not line:
+            if lines:
+                raise ProtocolError("connection closed inside the message head")
+            return None
+        size += len(line)
+        if size > MAX_HEAD_BYTES:
+            raise ProtocolError("message head too large", 431)
+        if line in (b"\r\n", b"\n"):
+            if not lines:
+                continue  # tolerated empty lines before a request (RFC 9112 section 2.2)
+            return lines
+        lines.append(line.decode("latin-1").rstrip("\r\n"))
+
+
+def parse_header_lines(lines: list[str]) -> Headers:
+    headers = Headers()
+    for line in lines:
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip():
+            raise ProtocolError(f"malformed header line: {line[:60]!r}")
+        headers.add(name, value.strip())
+    return headers
+
+
+def read_body(reader: BinaryIO, headers: Headers, *, until_close: bool) -> bytes:
+    """The body that follows a head: chunked, Content-Length, or (responses only) up to EOF."""
+    encoding = (headers.get("Transfer-Encoding") or "").lower()
+    if "chunked" in encoding:
+        return _read_chunked(reader)
+    length_text = headers.get("Content-Length")
+    if length_text is not None:
+        try:
+            length = int(length_text)
+        except ValueError:
+            raise ProtocolError("invalid Content-Length") from None
+        if length < 0:
+            raise ProtocolError("invalid Content-Length")
+        if length > MAX_BODY_BYTES:
+            raise ProtocolError("body too large", 413)
+        data = reader.read(length)
+        if len(data) < length:
+            raise ProtocolError("connection closed inside the body")
+        return data
+    if until_close:
+        return reader.read(MAX_BODY_BYTES)
+    return b""
+
+
+def _read_chunked(reader: BinaryIO) -> bytes:
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        size_line = reader.readline(1024)
+        if not size_line:
+            raise ProtocolError("connection closed inside a chunked body")
+        try:
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise ProtocolError("invalid chunk size") from None
+        if size == 0:
+            while reader.readline(MAX_HEAD_BYTES) not in (b"\r\n", b"\n", b""):
+                pass  # trailers are read and dropped
+            return b"".join(parts)
+        total += size
+        if total > MAX_BODY_BYTES:
+            raise ProtocolError("body too large", 413)
+        chunk = reader.read(size)
+        if len(chunk) < size:
+            raise ProtocolError("connection closed inside a chunk")
+        parts.append(chunk)
+        reader.readline(16)
+
+
+def encode_response(response: Response, *, head_only: bool, keep_alive: bool) -> bytes:
+    reason = response.reason or reason_phrase(response.status)
+    lines = [f"HTTP/1.1 {response.status} {reason}"]
+    names = {name.lower() for name, _ in response.headers}
+    lines.extend(f"{name}: {value}" for name, value in response.headers)
+    bodiless = response.status < 200 or response.status in (204, 304)
+    if not bodiless and "content-length" not in names:
+        lines.append(f"Content-Length: {len(response.body)}")
+    if "date" not in names:
+        lines.append("Date: " + time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()))
+    if not keep_alive:
+        lines.append("Connection: close")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    if head_only or bodiless:
+        return head
+    return head + response.body
+
+
+def wants_keep_alive(version: str, headers: Headers) -> bool:
+    tokens = {token.strip().lower() for token in (headers.get("Connection") or "").split(",")}
+    if version == "HTTP/1.0":
+        return "keep-alive" in tokens
+    return "close" not in tokens
+
+
+class HttpServer:
+    """Serves ``handler`` on ``ip:port`` until ``stop``; every connection on its own thread."""
+
+    def __init__(
+        self,
+        ip: str,
+        port: int,
+        handler: Handler,
+        *,
+        name: str = "http",
+        access_log: AccessLog | None = None,
+    ) -> None:
+        self.ip = ip
+        self.port = port
+        self._handler = handler
+        self._name = name
+        self._access_log = access_log
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._connections: dict[socket.socket, threading.Thread] = {}
+        self._listener: socket.socket | None = None
+        self._accept_thread: threading.Thread | None = None
+        self._wake_r, self._wake_w = socket.socketpair()
+
+    def start(self) -> None:
+        """Bind and listen now (so a port clash fails here, loudly), then accept on a thread."""
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind((self.ip, self.port))
+            listener.listen(128)
+        except OSError:
+            listener.close()
+            self._wake_r.close()
+            self._wake_w.close()
+            raise
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        self._accept_thread = threading.Thread(
+            target=self._accept_loop, name=f"{self._name}-accept-{self.ip}:{self.port}", daemon=True
+        )
+        self._accept_thread.start()
+
+    def stop(self) -> None:
+        """Close the listener and every connection, then join all threads."""
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        if self._accept_thread is not None:
+            self._accept_thread.join(JOIN_TIMEOUT)
+        with self._lock:
+            connections = list(self._connections.items())
+        for conn, _thread in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        for _conn, thread in connections:
+            thread.join(JOIN_TIMEOUT)
+        if self._listener is not None:
+            self._listener.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    @property
+    def stopping(self) -> threading.Event:
+        return self._stopping
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._listener, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self._stopping.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj is self._wake_r:
+                        return
+                    try:
+                        conn, address = self._listener.accept()
+                    except OSError:
+                        continue
+                    self._spawn(conn, address)
+
+    def _spawn(self, conn: socket.socket, address: tuple[str, int]) -> None:
+        thread = threading.Thread(
+            target=self._serve_connection,
+            args=(conn, address),
+            name=f"{self._name}-conn-{address[0]}:{address[1]}",
+            daemon=True,
+        )
+        with self._lock:
+            if self._stopping.is_set():
+                conn.close()
+                return
+            self._connections[conn] = thread
+        thread.start()
+
+    def _serve_connection(self, conn: socket.socket, address: tuple[str, int]) -> None:
+        try:
+            with conn, conn.makefile("rb") as reader:
+                while not self._stopping.is_set():
+                    if not self._serve_one(conn, reader, address):
+                        break
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._connections.pop(conn, None)
+
+    def _serve_one(self, conn: socket.socket, reader: BinaryIO, address: tuple[str, int]) -> bool:
+        """Serve one request; ``False`` when the connection must close."""
+        try:
+            head = read_head(reader)
+            if head is None:
+                return False
+            method, target, version = _parse_request_line(head[0])
+            headers = parse_header_lines(head[1:])
+            body = read_body(reader, headers, until_close=False)
+        except ProtocolError as error:
+            reply = Response(status=error.status, body=f"{error}\n".encode())
+            conn.sendall(encode_response(reply, head_only=False, keep_alive=False))
+            return False
+        server_ip, server_port = conn.getsockname()[:2]
+        request = Request(
+            method=method,
+            target=target,
+            version=version,
+            headers=headers,
+            body=body,
+            client_ip=address[0],
+            client_port=address[1],
+            server_ip=server_ip,
+            server_port=server_port,
+            cancelled=self._stopping,
+        )
+        try:
+            response = self._handler(request)
+        except Exception as error:  # a handler bug must answer 500, not kill the connection thread
+            response = Response(status=500, body=f"internal error: {type(error).__name__}\n".encode())
+        keep_alive = wants_keep_alive(version, headers) and not self._stopping.is_set()
+        conn.sendall(encode_response(response, head_only=method == "HEAD", keep_alive=keep_alive))
+        if self._access_log is not None:
+            self._access_log(request, response)
+        return keep_alive
+
+
+def _parse_request_line(line: str) -> tuple[str, str, str]:
+    parts = line.split(" ")
+    if len(parts) != 3 or not parts[0].isalpha() or not parts[2].startswith("HTTP/1."):
+        raise ProtocolError(f"malformed request line: {line[:60]!r}")
+    return parts[0], parts[1], parts[2]
+
+
+def common_log_line(request: Request, response: Response) -> str:
+    """An access line in the Common Log Format most of the sample apps' servers print."""
+    stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime())
+    size = len(response.body) if response.body else "-"
+    return (
+        f'{request.client_ip} - - [{stamp}] "{request.method} {request.target} {request.version}" '
+        f"{response.status} {size}"
+    )
