@@ -113,11 +113,15 @@ def _cli_given(config: pytest.Config) -> set[str]:
 
 
 def _enabled_requested(config: pytest.Config) -> bool:
-    """Whether --meshcheck is on from any source, without resolving (and validating) the rest."""
+    """Whether --meshcheck is asked for from any source, without resolving the rest.
+
+    A switch value that is not clearly "off" counts as asked for, so ``MESHCHECK=maybe`` surfaces
+    as a usage error instead of silently running nothing.
+    """
     switch = OPTIONS[0]
     for raw in (config.getoption(_dest(switch.field)), os.environ.get(switch.env), config.getini(switch.ini)):
         if raw is not None:
-            return str(raw).strip().lower() in {"1", "true", "yes", "on"}
+            return str(raw).strip().lower() not in {"0", "false", "no", "off", ""}
     return False
 
 
