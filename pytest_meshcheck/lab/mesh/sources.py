@@ -53,21 +53,24 @@ class WatchLike(Protocol):
 
 
 class ObjectSource(Protocol):
-    """The subset of the lab's store istiod uses. ``gvr`` is the store's GVR value (anything with
-    ``group``/``version``/``resource``); objects are JSON dicts as the Kubernetes API serves them.
-    Missing objects raise an exception whose ``code`` attribute is 404."""
+    """The subset of the lab's store istiod uses (``lab/store.py`` satisfies it). ``gvr`` is the
+    store's GVR (anything with ``group``/``version``/``resource``), or None in ``watch`` for every
+    resource; objects are JSON dicts as the Kubernetes API serves them. Failures raise exceptions
+    carrying an HTTP ``code`` (404 when missing, 409 on conflicts)."""
 
     def list(
-        self, gvr: Any, ns: str | None = None, *, label_selector: str = "", field_selector: str = ""
+        self, gvr: Any, namespace: str | None = None, *, label_selector: str = "", field_selector: str = ""
     ) -> tuple[list[dict[str, Any]], str]: ...
 
-    def watch(self, gvr: Any, ns: str | None = None, *, resource_version: str | None = None) -> Any: ...
+    def watch(
+        self, gvr: Any, namespace: str | None = None, *, resource_version: str | None = None
+    ) -> Any: ...
 
-    def get(self, gvr: Any, ns: str | None, name: str) -> dict[str, Any]: ...
+    def get(self, gvr: Any, namespace: str | None, name: str) -> dict[str, Any]: ...
 
-    def create(self, gvr: Any, ns: str | None, obj: dict[str, Any]) -> dict[str, Any]: ...
+    def create(self, gvr: Any, obj: dict[str, Any], *, namespace: str | None = None) -> dict[str, Any]: ...
 
-    def update(self, gvr: Any, ns: str | None, obj: dict[str, Any]) -> dict[str, Any]: ...
+    def update(self, gvr: Any, obj: dict[str, Any]) -> dict[str, Any]: ...
 
 
 def faults_of(services: Mapping[str, Any]) -> FaultSource:
