@@ -1,0 +1,294 @@
+"""Reading Locust's output files into the typed pieces of a ``LoadResult``.
+
+Locust rewrites its ``_stats.csv`` and ``_failures.csv`` on a one-second timer that stops before the
+last requests are counted, so a run of a few seconds can under-report by a third. The final
+numbers come from what Locust writes as it quits: ``--json-file`` (per-endpoint stats with latency
+histograms, from which the aggregated row is rebuilt exactly as Locust builds it) and our report
+plugin's ``final-*.json`` (failures and exceptions). The CSV files are the fallback for output
+produced elsewhere (another machine, an in-cluster Job) and the source of the stats history.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_meshcheck.errors import LoadError
+from pytest_meshcheck.load.results import (
+    EndpointStats,
+    FailureGroup,
+    HistoryPoint,
+    Latency,
+    LocustException,
+)
+
+AGGREGATED = "Aggregated"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatsTable:
+    """Per-endpoint rows, the aggregated row and the time they cover.
+
+    ``first_at``/``last_at`` bound the requests in Unix seconds where the source records them.
+    """
+
+    endpoints: tuple[EndpointStats, ...]
+    total: EndpointStats
+    measured_s: float
+    first_at: float | None = None
+    last_at: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinalAccount:
+    """One Locust process's ``final-<generator>.json`` written by our report plugin."""
+
+    generator: str
+    role: str
+    requests_made: int | None
+    failures_made: int | None
+    errors: tuple[FailureGroup, ...] | None
+    exceptions: tuple[LocustException, ...] | None
+
+
+def percentile_ms(histogram: Mapping[int, int], count: int, share: float) -> float:
+    """The latency ``share`` of ``count`` requests finished within, with Locust's rule.
+
+    Locust answers with the slowest bucket that at most ``int(count * share)`` requests are faster
+    than; matching it keeps our aggregate identical to the one Locust prints.
+    """
+    allowed_below = int(count * share)
+    chosen = 0
+    below = 0
+    for bucket in sorted(histogram):
+        if below > allowed_below:
+            break
+        chosen = bucket
+        below += histogram[bucket]
+    return float(chosen)
+
+
+# -- --json-file ---------------------------------------------------------------------------------
+
+
+def _entry_row(
+    method: str,
+    name: str,
+    entries: Sequence[Mapping[str, Any]],
+    window_s: float,
+) -> EndpointStats:
+    histogram: dict[int, int] = {}
+    for entry in entries:
+        for bucket, hits in entry["response_times"].items():
+            histogram[int(bucket)] = histogram.get(int(bucket), 0) + int(hits)
+    requests = sum(int(e["num_requests"]) for e in entries)
+    timed = requests - sum(int(e.get("num_none_requests", 0)) for e in entries)
+    minimums = [float(e["min_response_time"]) for e in entries if e.get("min_response_time") is not None]
+    latency = Latency(
+        avg_ms=sum(float(e["total_response_time"]) for e in entries) / timed if timed else 0.0,
+        min_ms=min(minimums) if minimums else 0.0,
+        max_ms=max((float(e["max_response_time"]) for e in entries), default=0.0),
+        p50_ms=percentile_ms(histogram, timed, 0.50),
+        p90_ms=percentile_ms(histogram, timed, 0.90),
+        p95_ms=percentile_ms(histogram, timed, 0.95),
+        p99_ms=percentile_ms(histogram, timed, 0.99),
+    )
+    return EndpointStats(
+        method=method,
+        name=name,
+        requests=requests,
+        failures=sum(int(e["num_failures"]) for e in entries),
+        rps=requests / window_s if window_s > 0 else 0.0,
+        latency=latency,
+        avg_content_bytes=sum(float(e["total_content_length"]) for e in entries) / requests
+        if requests
+        else 0.0,
+    )
+
+
+def stats_from_json(path: Path) -> StatsTable:
+    """Locust's ``--json-file`` output: a list of per-endpoint entries with histograms."""
+    try:
+        entries = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise LoadError(f"could not read Locust's JSON stats {path}: {exc}") from exc
+    if not isinstance(entries, list):
+        raise LoadError(f"Locust's JSON stats {path} is not a list of entries")
+    starts = [float(e["start_time"]) for e in entries if e.get("start_time")]
+    ends = [float(e["last_request_timestamp"]) for e in entries if e.get("last_request_timestamp")]
+    first_at, last_at = (min(starts), max(ends)) if starts and ends else (None, None)
+    window = last_at - first_at if first_at is not None and last_at is not None else 0.0
+    endpoints = tuple(
+        _entry_row(str(e["method"] or ""), str(e["name"]), [e], window)
+        for e in sorted(entries, key=lambda e: (str(e["name"]), str(e["method"] or "")))
+    )
+    total = _entry_row("", AGGREGATED, entries, window)
+    return StatsTable(endpoints=endpoints, total=total, measured_s=window, first_at=first_at, last_at=last_at)
+
+
+# -- CSV files ------------------------------------------------------------------------------------
+
+
+def _rows(path: Path) -> Iterator[dict[str, str]]:
+    try:
+        with path.open(newline="") as handle:
+            yield from csv.DictReader(handle)
+    except OSError as exc:
+        raise LoadError(f"could not read Locust output {path}: {exc}") from exc
+
+
+def _number(text: str | None) -> float:
+    """Locust writes ``N/A`` for percentiles of an empty window."""
+    if text is None or text.strip() in ("", "N/A"):
+        return 0.0
+    return float(text)
+
+
+def _optional_number(text: str | None) -> float | None:
+    if text is None or text.strip() in ("", "N/A"):
+        return None
+    return float(text)
+
+
+def _row_stats(row: Mapping[str, str]) -> EndpointStats:
+    return EndpointStats(
+        method=row.get("Type", "") or "",
+        name=row["Name"],
+        requests=int(row["Request Count"]),
+        failures=int(row["Failure Count"]),
+        rps=_number(row.get("Requests/s")),
+        avg_content_bytes=_number(row.get("Average Content Size")),
+        latency=Latency(
+            avg_ms=_number(row.get("Average Response Time")),
+            min_ms=_number(row.get("Min Response Time")),
+            max_ms=_number(row.get("Max Response Time")),
+            p50_ms=_number(row.get("50%")),
+            p90_ms=_number(row.get("90%")),
+            p95_ms=_number(row.get("95%")),
+            p99_ms=_number(row.get("99%")),
+        ),
+    )
+
+
+def stats_from_csv(path: Path) -> StatsTable:
+    """``<prefix>_stats.csv``: one row per endpoint, then the ``Aggregated`` row."""
+    endpoints: list[EndpointStats] = []
+    total: EndpointStats | None = None
+    try:
+        for row in _rows(path):
+            stats = _row_stats(row)
+            if stats.name == AGGREGATED and not stats.method:
+                total = stats
+            else:
+                endpoints.append(stats)
+    except (KeyError, ValueError) as exc:
+        raise LoadError(f"{path} does not look like Locust's stats CSV: {exc!r}") from exc
+    if total is None:
+        raise LoadError(f"{path} has no {AGGREGATED} row: the run ended before Locust wrote its stats")
+    measured = total.requests / total.rps if total.rps else 0.0
+    return StatsTable(endpoints=tuple(endpoints), total=total, measured_s=measured)
+
+
+def history_from_csv(path: Path) -> tuple[HistoryPoint, ...]:
+    """The aggregated rows of ``<prefix>_stats_history.csv`` (per-endpoint rows are skipped)."""
+    points = []
+    try:
+        for row in _rows(path):
+            if row.get("Name") != AGGREGATED:
+                continue
+            points.append(
+                HistoryPoint(
+                    at=float(row["Timestamp"]),
+                    users=int(row["User Count"]),
+                    rps=_number(row.get("Requests/s")),
+                    failures_per_s=_number(row.get("Failures/s")),
+                    p50_ms=_optional_number(row.get("50%")),
+                    p95_ms=_optional_number(row.get("95%")),
+                    p99_ms=_optional_number(row.get("99%")),
+                    total_requests=int(row["Total Request Count"]),
+                    total_failures=int(row["Total Failure Count"]),
+                )
+            )
+    except (KeyError, ValueError) as exc:
+        raise LoadError(f"{path} does not look like Locust's stats history CSV: {exc!r}") from exc
+    return tuple(points)
+
+
+def failures_from_csv(path: Path) -> tuple[FailureGroup, ...]:
+    """``<prefix>_failures.csv``: Method, Name, Error, Occurrences (and, newer, First/Last Seen)."""
+    try:
+        return _sorted_failures(
+            FailureGroup(
+                method=row["Method"],
+                name=row["Name"],
+                error=row["Error"],
+                occurrences=int(row["Occurrences"]),
+            )
+            for row in _rows(path)
+        )
+    except (KeyError, ValueError) as exc:
+        raise LoadError(f"{path} does not look like Locust's failures CSV: {exc!r}") from exc
+
+
+def exceptions_from_csv(path: Path) -> tuple[LocustException, ...]:
+    """``<prefix>_exceptions.csv``: Count, Message, Traceback, Nodes (comma separated)."""
+    try:
+        return tuple(
+            LocustException(
+                count=int(row["Count"]),
+                message=row["Message"],
+                traceback=row["Traceback"],
+                nodes=tuple(node.strip() for node in row["Nodes"].split(",") if node.strip()),
+            )
+            for row in _rows(path)
+        )
+    except (KeyError, ValueError) as exc:
+        raise LoadError(f"{path} does not look like Locust's exceptions CSV: {exc!r}") from exc
+
+
+def _sorted_failures(groups: Iterable[FailureGroup]) -> tuple[FailureGroup, ...]:
+    return tuple(sorted(groups, key=lambda g: (-g.occurrences, g.name, g.method, g.error)))
+
+
+# -- our report plugin ----------------------------------------------------------------------------
+
+
+def final_account(path: Path) -> FinalAccount:
+    try:
+        data = json.loads(path.read_text())
+        errors = data.get("errors")
+        exceptions = data.get("exceptions")
+        return FinalAccount(
+            generator=str(data["generator"]),
+            role=str(data["role"]),
+            requests_made=None if data.get("requests_made") is None else int(data["requests_made"]),
+            failures_made=None if data.get("failures_made") is None else int(data["failures_made"]),
+            errors=None
+            if errors is None
+            else _sorted_failures(
+                FailureGroup(
+                    method=str(e["method"] or ""),
+                    name=str(e["name"]),
+                    error=str(e["error"]),
+                    occurrences=int(e["occurrences"]),
+                )
+                for e in errors
+            ),
+            exceptions=None
+            if exceptions is None
+            else tuple(
+                LocustException(
+                    count=int(e["count"]),
+                    message=str(e["msg"]),
+                    traceback=str(e["traceback"]),
+                    nodes=tuple(str(node) for node in e["nodes"]),
+                )
+                for e in exceptions
+            ),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise LoadError(f"could not read the final account {path}: {exc!r}") from exc

@@ -1,0 +1,210 @@
+"""The typed result of one load run, as the suites, reports and benchmarks consume it.
+
+Frozen data only: how it is read from Locust's files lives in ``locust_output.py`` and how it is
+measured in ``runner.py``. Latencies are milliseconds, rates are per second, timestamps are Unix
+seconds. The result states its own limits: closed-loop or constant-rate, whether a rate target was
+reached, whether the generator was the bottleneck, whether the aggregate is provably complete.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+#: A target rate counts as reached at this share of it.
+TARGET_REACHED_SHARE = 0.9
+#: A generator process busier than this share of one core is the bottleneck, not the target.
+SATURATED_SHARE = 0.9
+
+
+@dataclass(frozen=True, kw_only=True)
+class Latency:
+    """Locust's latency summary of a set of requests (its histogram rounds above 100 ms)."""
+
+    avg_ms: float
+    min_ms: float
+    max_ms: float
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class EndpointStats:
+    """One row of Locust's statistics: a request name and method, or the ``Aggregated`` row."""
+
+    method: str
+    name: str
+    requests: int
+    failures: int
+    rps: float
+    latency: Latency
+    avg_content_bytes: float
+
+    @property
+    def error_rate(self) -> float:
+        return self.failures / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailureGroup:
+    """Failed requests of one kind: same method, name and error text."""
+
+    method: str
+    name: str
+    error: str
+    occurrences: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocustException:
+    """An exception raised inside the locustfile's own code (not a failed request)."""
+
+    count: int
+    message: str
+    traceback: str
+    nodes: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistoryPoint:
+    """One sample of Locust's stats history (about once a second), for plots."""
+
+    at: float
+    users: int
+    rps: float
+    failures_per_s: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    total_requests: int
+    total_failures: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class GeneratorProcess:
+    """One Locust process and what it cost.
+
+    ``busy`` is the share of one core it used while load ran (None when it could not be sampled);
+    ``requests_made`` is its own count of the requests it made (None for the master, which makes
+    none, or when its final account is missing).
+    """
+
+    role: str
+    generator: str
+    pid: int
+    exit_code: int | None
+    cpu_s: float | None
+    busy: float | None
+    requests_made: int | None
+    failures_made: int | None
+
+    @property
+    def saturated(self) -> bool:
+        return self.busy is not None and self.busy >= SATURATED_SHARE
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadArtifacts:
+    """Files worth attaching to a report; a path is None when the run did not produce it."""
+
+    stats_csv: Path | None
+    history_csv: Path | None
+    failures_csv: Path | None
+    exceptions_csv: Path | None
+    json: Path | None
+    html: Path | None
+    logs: tuple[Path, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadResult:
+    """What one run measured. ``total`` is Locust's aggregated row over all endpoints."""
+
+    mode: str
+    target_url: str
+    users: int
+    workers: int
+    requested_duration_s: float
+    #: From the first request's start of stats to the last request, as Locust counts it.
+    measured_s: float
+    total: EndpointStats
+    endpoints: tuple[EndpointStats, ...]
+    failures_by_type: tuple[FailureGroup, ...]
+    exceptions: tuple[LocustException, ...]
+    history: tuple[HistoryPoint, ...]
+    generators: tuple[GeneratorProcess, ...]
+    target_rps: float | None
+    artifacts: LoadArtifacts
+    #: True when the run was stopped before its duration (for instance with a failing test body).
+    stopped_early: bool = False
+
+    @property
+    def requests(self) -> int:
+        return self.total.requests
+
+    @property
+    def failures(self) -> int:
+        return self.total.failures
+
+    @property
+    def error_rate(self) -> float:
+        """Failed share of requests; 1.0 when nothing could even be sent and all that was tried failed."""
+        return self.total.error_rate
+
+    @property
+    def rps(self) -> float:
+        return self.total.rps
+
+    @property
+    def latency(self) -> Latency:
+        return self.total.latency
+
+    @property
+    def achieved_rps(self) -> float:
+        return self.total.rps
+
+    @property
+    def target_missed(self) -> bool:
+        """A constant-rate run that stayed below ``TARGET_REACHED_SHARE`` of its target."""
+        return self.target_rps is not None and self.achieved_rps < TARGET_REACHED_SHARE * self.target_rps
+
+    @property
+    def generator_saturated(self) -> bool:
+        return any(process.saturated for process in self.generators)
+
+    @property
+    def requests_made_by_generators(self) -> int | None:
+        """Sum of the requests each generating process counted itself; None if any account is missing."""
+        counts = [p.requests_made for p in self.generators if p.role != "master"]
+        if not counts or any(count is None for count in counts):
+            return None
+        return sum(count for count in counts if count is not None)
+
+    @property
+    def aggregation_complete(self) -> bool | None:
+        """Whether Locust's aggregate equals the sum of what its generating processes made."""
+        made = self.requests_made_by_generators
+        return None if made is None else made == self.requests
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (paths as strings) for the summary file and attachments."""
+        data = asdict(self)
+        data["artifacts"] = {
+            key: (
+                None if value is None else [str(v) for v in value] if isinstance(value, tuple) else str(value)
+            )
+            for key, value in data["artifacts"].items()
+        }
+        data.update(
+            requests=self.requests,
+            failures=self.failures,
+            error_rate=self.error_rate,
+            achieved_rps=self.achieved_rps,
+            target_missed=self.target_missed,
+            generator_saturated=self.generator_saturated,
+            aggregation_complete=self.aggregation_complete,
+        )
+        return data
