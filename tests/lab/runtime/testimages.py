@@ -86,3 +86,51 @@ TEST_IMAGES = {
     "example.test/completes": Completes,
     "example.test/crash": FailsToStart,
 }
+
+
+class CaptureSidecar:
+    """Stands in for istio-proxy: records the PROXY header of each captured connection."""
+
+    headers: list[str] = []
+
+    def __init__(self, ctx: WorkloadContext) -> None:
+        import socket
+
+        self.ctx = ctx
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def start(self) -> None:
+        from pytest_meshcheck.lab.contract import SIDECAR_OUTBOUND_PORT
+
+        self._sock.bind((self.ctx.pod_ip, SIDECAR_OUTBOUND_PORT))
+        self._sock.listen(16)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while not data.endswith(b"\r\n"):
+                    chunk = conn.recv(1)
+                    if not chunk:
+                        break
+                    data += chunk
+                CaptureSidecar.headers.append(data.decode().strip())
+                conn.sendall(b"captured\n")
+
+    def stop(self) -> None:
+        import contextlib
+        import socket
+
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+        self._thread.join(timeout=5)
+
+
+TEST_IMAGES["example.test/sidecar"] = CaptureSidecar
