@@ -378,6 +378,78 @@ OPTIONS: tuple[Option, ...] = (
         group="mesh",
     ),
     _opt(
+        "istio-revision",
+        "istio_revision",
+        "",
+        parse_optional_dns_label,
+        "Istio revision to install and inject with (empty: the default revision).",
+        metavar="REV",
+        group="mesh",
+    ),
+    _opt(
+        "istio-profile",
+        "istio_profile",
+        "default",
+        parse_dns_label,
+        "istioctl/helm installation profile (default, demo, minimal, ...).",
+        metavar="PROFILE",
+        group="mesh",
+    ),
+    _opt(
+        "istioctl",
+        "istioctl",
+        "",
+        parse_optional_path,
+        "istioctl binary to use instead of downloading the release for --meshcheck-istio-version.",
+        metavar="PATH",
+        group="mesh",
+    ),
+    _opt(
+        "istio-download-url",
+        "istio_download_url",
+        "https://github.com/istio/istio/releases/download",
+        parse_url,
+        "Base URL of Istio release archives (point it at a mirror for air-gapped runs).",
+        metavar="URL",
+        group="mesh",
+    ),
+    _opt(
+        "reuse",
+        "reuse",
+        "false",
+        parse_bool,
+        "Skip installs that are already present and healthy at the requested version.",
+        flag=True,
+        group="mesh",
+    ),
+    _opt(
+        "image-registry",
+        "image_registry",
+        "",
+        parse_text,
+        "Registry (and path) replacing the registry of every image the run deploys (a private mirror).",
+        metavar="REGISTRY",
+        group="mesh",
+    ),
+    _opt(
+        "bookinfo-manifest",
+        "bookinfo_manifest",
+        "",
+        parse_optional_path,
+        "Your own Bookinfo manifest instead of the shipped one.",
+        metavar="PATH",
+        group="mesh",
+    ),
+    _opt(
+        "gateway-url",
+        "gateway_url",
+        "",
+        parse_url,
+        "Reach the ingress gateway at this URL instead of discovering it from its Service.",
+        metavar="URL",
+        group="mesh",
+    ),
+    _opt(
         "mtls-mode",
         "mtls_mode",
         "STRICT",
@@ -593,6 +665,14 @@ class Settings:
     timeout: float
     istio_version: str
     install: str
+    istio_revision: str
+    istio_profile: str
+    istioctl: Path | None
+    istio_download_url: str
+    reuse: bool
+    image_registry: str
+    bookinfo_manifest: Path | None
+    gateway_url: str
     mtls_mode: str
     namespace: str
     suites: tuple[str, ...]

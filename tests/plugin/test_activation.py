@@ -146,6 +146,11 @@ BAD_VALUES: dict[str, tuple[str, str]] = {
     "eks_nodes": ("none", "at least 1"),
     "eks_public_only": ("sure", "1/true/yes/on"),
     "eks_ttl": ("a while", "duration"),
+    "istio_revision": ("Canary_1", "DNS label"),
+    "istio_profile": ("My Profile", "DNS label"),
+    "istio_download_url": ("ftp://mirror", "http:// or https:// URL"),
+    "reuse": ("often", "1/true/yes/on"),
+    "gateway_url": ("203.0.113.10", "http:// or https:// URL"),
 }
 
 FREE_TEXT = {
@@ -158,6 +163,9 @@ FREE_TEXT = {
     "eks_instance_types",
     "eks_vpc",
     "eks_subnets",
+    "istioctl",
+    "image_registry",
+    "bookinfo_manifest",
 }
 
 
