@@ -26,3 +26,16 @@ def data_dir() -> Path:
 
 def data_file(*parts: str) -> Path:
     return data_dir().joinpath(*parts)
+
+
+def home_dir() -> Path:
+    """Per-user state and caches (downloaded istioctl, Allure, lab state): ``$MESHCHECK_HOME``,
+    else ``$XDG_CACHE_HOME/meshcheck``, else ``~/.cache/meshcheck``."""
+    import os
+
+    explicit = os.environ.get("MESHCHECK_HOME")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "meshcheck"
