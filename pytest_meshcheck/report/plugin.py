@@ -105,6 +105,14 @@ class ReportPlugin:
         _redact_report(report)
         return report
 
+    def pytest_assertrepr_compare(self, op: str, left: object, right: object) -> list[str] | None:
+        """pytest shows a failed comparison's operands truncated in the middle, which would print
+        a secret's head and tail where ``redact`` no longer recognises it: redact first."""
+        shown = [_redacted_repr(left), _redacted_repr(right)]
+        if shown == [_plain_repr(left), _plain_repr(right)]:
+            return None
+        return [f"{shown[0]} {op} {shown[1]}", "(operands redacted: they contained a secret of this run)"]
+
     # ----------------------------------------------------------------------------------------
     # The process that sees every report
     # ----------------------------------------------------------------------------------------
@@ -193,6 +201,21 @@ def _classify(report: pytest.TestReport, call: pytest.CallInfo[None]) -> tuple[S
     if len(message) > MAX_MESSAGE:
         message = message[: MAX_MESSAGE - 3] + "..."
     return status, category, message
+
+
+REPR_LIMIT = 240
+
+
+def _plain_repr(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception:  # a broken __repr__ must not hide the assertion itself
+        return f"<{type(value).__name__} with a failing repr>"
+
+
+def _redacted_repr(value: object) -> str:
+    text = redact(_plain_repr(value))
+    return text if len(text) <= REPR_LIMIT else text[: REPR_LIMIT - 3] + "..."
 
 
 def _redact_report(report: pytest.TestReport) -> None:

@@ -20,7 +20,7 @@ def mesh_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> 
     for name in list(os.environ):
         if name.startswith("MESHCHECK_") or name in CI_MARKERS:
             monkeypatch.delenv(name)
-    monkeypatch.setenv("MESHCHECK_FAKE_TOKEN", token)
+    monkeypatch.setenv("MESHCHECK_FAKE_BEARER", token)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", aws_secret)
     pytester.makeconftest(PROJECT_CONFTEST)
     return MeshProject(pytester=pytester, monkeypatch=monkeypatch, token=token, aws_secret=aws_secret)

@@ -40,7 +40,7 @@ class FakeProvider:
             "apiVersion: v1\\nkind: Config\\ncurrent-context: fake\\n"
             "clusters:\\n- name: fake\\n  cluster: {server: 'https://127.0.0.1:9'}\\n"
             "contexts:\\n- name: fake\\n  context: {cluster: fake, user: admin}\\n"
-            "users:\\n- name: admin\\n  user: {token: " + os.environ["MESHCHECK_FAKE_TOKEN"] + "}\\n"
+            "users:\\n- name: admin\\n  user: {token: " + os.environ["MESHCHECK_FAKE_BEARER"] + "}\\n"
         )
         return ClusterHandle(
             provider="fake",

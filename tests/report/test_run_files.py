@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 from .meshproject import MeshProject
 
 HEALTHY_CHECKS = '''
@@ -35,3 +38,134 @@ def test_healthy_run_writes_run_files_and_passes(mesh_project: MeshProject) -> N
     assert summary["verdict"] == "pass"
     assert summary["suites"]["mtls"]["counts"]["passed"] == 2
     result.stdout.fnmatch_lines(["*meshcheck*", "mtls*2*0*0*0*pass*probes 4*", "verdict: PASS*"])
+
+
+def test_failing_check_gives_fail_with_the_failing_checks_listed(mesh_project: MeshProject) -> None:
+    mesh_project.pytester.makepyfile(
+        test_checks='''
+import pytest
+
+from pytest_meshcheck.errors import CheckFailed
+
+
+@pytest.mark.meshcheck_gateway
+def test_unknown_path_is_404(meshcheck_cluster):
+    raise CheckFailed("GET /nope answered 200, expected 404")
+
+
+@pytest.mark.meshcheck_gateway
+def test_productpage_routed(meshcheck_cluster):
+    pass
+
+
+@pytest.mark.meshcheck_graph
+def test_edges_present():
+    assert {"a->b"} == {"a->b", "b->c"}
+'''
+    )
+    result = mesh_project.run()
+    result.assert_outcomes(passed=1, failed=2)
+    summary = mesh_project.summary()
+    assert summary["verdict"] == "fail"
+    failing = {check["nodeid"]: check for check in summary["failing_checks"]}
+    assert set(failing) == {
+        "test_checks.py::test_unknown_path_is_404",
+        "test_checks.py::test_edges_present",
+    }
+    assert failing["test_checks.py::test_unknown_path_is_404"]["category"] == "mesh regression"
+    assert "answered 200" in failing["test_checks.py::test_unknown_path_is_404"]["message"]
+    assert failing["test_checks.py::test_edges_present"]["category"] == "check assertion failed"
+    assert summary["suites"]["gateway"]["verdict"] == "fail"
+    statuses = {test["name"]: test["status"] for test in mesh_project.allure_tests()}
+    assert statuses == {
+        "test_unknown_path_is_404": "failed",
+        "test_productpage_routed": "passed",
+        "test_edges_present": "failed",
+    }
+    result.stdout.fnmatch_lines(["verdict: FAIL*", "  failed: test_checks.py::test_unknown_path_is_404*"])
+
+
+def test_unreachable_cluster_gives_error_and_broken_in_allure(mesh_project: MeshProject) -> None:
+    mesh_project.pytester.makepyfile(test_checks=HEALTHY_CHECKS)
+    result = mesh_project.run(unreachable=True)
+    result.assert_outcomes(errors=2)
+    summary = mesh_project.summary()
+    assert summary["verdict"] == "error"
+    broken = {check["nodeid"]: check for check in summary["broken_checks"]}
+    assert set(broken) == {
+        "test_checks.py::test_plaintext_refused",
+        "test_checks.py::test_identities_are_spiffe",
+    }
+    assert {check["category"] for check in broken.values()} == {"environment problem"}
+    assert "ClusterUnreachable" in broken["test_checks.py::test_plaintext_refused"]["message"]
+    statuses = {test["name"]: test for test in mesh_project.allure_tests()}
+    assert statuses["test_plaintext_refused"]["status"] == "broken"
+    assert "ClusterUnreachable" in statuses["test_plaintext_refused"]["statusDetails"]["message"]
+    categories = json.loads((mesh_project.allure_results / "categories.json").read_text())
+    environment = next(c for c in categories if c["name"] == "environment problem")
+    assert environment["matchedStatuses"] == ["broken"]
+    for test in statuses.values():
+        assert test["status"] == "broken"
+        assert re.fullmatch(environment["messageRegex"], test["statusDetails"]["message"])
+
+
+def test_all_skipped_is_an_error_not_a_pass(mesh_project: MeshProject) -> None:
+    mesh_project.pytester.makepyfile(
+        test_checks='''
+import pytest
+
+@pytest.mark.meshcheck_versions
+def test_proxy_versions():
+    pytest.skip("not implemented")
+'''
+    )
+    result = mesh_project.run()
+    result.assert_outcomes(skipped=1)
+    summary = mesh_project.summary()
+    assert summary["verdict"] == "error"
+    assert "nothing was verified" in summary["reason"]
+
+
+def test_executor_comes_from_the_ci_environment(mesh_project: MeshProject) -> None:
+    mesh_project.pytester.makepyfile(test_checks=HEALTHY_CHECKS)
+    for name, value in {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_SERVER_URL": "https://github.example",
+        "GITHUB_REPOSITORY": "acme/mesh",
+        "GITHUB_RUN_ID": "4242",
+        "GITHUB_RUN_NUMBER": "17",
+        "GITHUB_WORKFLOW": "gate",
+    }.items():
+        mesh_project.monkeypatch.setenv(name, value)
+    mesh_project.run().assert_outcomes(passed=2)
+    executor = json.loads((mesh_project.allure_results / "executor.json").read_text())
+    assert executor["type"] == "github"
+    assert executor["buildUrl"] == "https://github.example/acme/mesh/actions/runs/4242"
+    assert executor["buildOrder"] == 17
+    assert mesh_project.summary()["ci"]["buildName"] == "gate #17"
+
+
+def test_user_alluredir_is_respected(mesh_project: MeshProject) -> None:
+    mesh_project.pytester.makepyfile(test_checks=HEALTHY_CHECKS)
+    mine = mesh_project.pytester.path / "my-results"
+    mesh_project.run(f"--alluredir={mine}").assert_outcomes(passed=2)
+    assert (mine / "categories.json").is_file()
+    assert len(list(mine.glob("*-result.json"))) == 2
+    assert not mesh_project.allure_results.exists()
+
+
+def test_under_xdist_the_controller_writes_one_summary_with_workers_evidence(
+    mesh_project: MeshProject,
+) -> None:
+    mesh_project.pytester.makepyfile(test_checks=HEALTHY_CHECKS)
+    mesh_project.run("-n", "2").assert_outcomes(passed=2)
+    summary = mesh_project.summary()
+    assert summary["verdict"] == "pass"
+    checks = {check["nodeid"]: check for check in summary["suites"]["mtls"]["checks"]}
+    evidence = checks["test_checks.py::test_plaintext_refused"]["evidence"]
+    assert [(item["name"], item["kind"]) for item in evidence] == [("probe results", "json")]
+    attached = json.loads((mesh_project.reports / evidence[0]["path"]).read_text())
+    assert attached == {"mtls": "ok", "plaintext": "refused"}
+    assert summary["versions"] == {"kubernetes": "1.31.2", "istio": "1.27.1"}
+    assert summary["cluster"]["provider"] == "fake"
+    assert len(mesh_project.allure_tests()) == 2
