@@ -62,15 +62,16 @@ class FakeResolver:
 
 
 class FakeDialer:
-    def __init__(self, resolver: FakeResolver, namespace: str) -> None:
+    def __init__(self, resolver: FakeResolver, namespace: str, source_ip: str) -> None:
         self.resolver = resolver
         self.namespace = namespace
+        self.source_ip = source_ip
         self.dialled: list[tuple[str, int]] = []
 
     def connect(self, host: str, port: int, *, timeout: float = 10.0) -> socket.socket:
         ip = self.resolver.resolve(host, self.namespace)
         self.dialled.append((host, port))
-        return socket.create_connection((ip, port), timeout=timeout)
+        return socket.create_connection((ip, port), timeout=timeout, source_address=(self.source_ip, 0))
 
 
 @dataclass
@@ -119,7 +120,7 @@ class PodNet:
             ports=(),
             labels={"app": name.split("-", maxsplit=1)[0]},
             annotations={},
-            dialer=FakeDialer(self.resolver, self.namespace),
+            dialer=FakeDialer(self.resolver, self.namespace, pod_ip),
             resolver=self.resolver,
             log=log,
             stopping=threading.Event(),

@@ -1,0 +1,736 @@
+"""``curl`` inside a lab container: real HTTP/1.1 over the container's dialer, curl's exit codes.
+
+What callers rely on, and this keeps as curl does it: ``-w "%{http_code}"`` prints ``000`` when no
+response arrived; the exit code names the failure (6 unresolvable host, 7 refused, 28 timeout,
+35 TLS handshake, 52 empty reply, 55 send failure, 56 reset while receiving, 18 short body,
+22 ``-f`` on a status >= 400, 47 too many redirects, 23 output not writable); error messages go to
+stderr as ``curl: (N) ...`` unless ``-s`` hides them (``-S`` shows them again). No progress meter
+is drawn: it would only be noise on a non-terminal stderr.
+
+Cluster names are resolved by the pod's resolver, then the address is dialled through the pod's
+dialer, so a captured pod's request leaves through its sidecar exactly as the app's would.
+``localhost`` is the pod's own loopback (``local_ip``): connections there are not captured, as
+iptables' ``-o lo`` exclusion makes it on a real node.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import gzip
+import os
+import re
+import socket
+import ssl
+import tempfile
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import quote_plus, urljoin, urlsplit
+
+from pytest_meshcheck.lab.shell.curl_options import CurlOptions, CurlUsageError, parse_curl_args
+from pytest_meshcheck.lab.shell.files import FileError
+from pytest_meshcheck.lab.shell.interpreter import Shell, Streams
+from pytest_meshcheck.lab.shell.writeout import Transfer, render
+
+#: The curl the samples' current images ship, used when the image tag does not say.
+DEFAULT_CURL_VERSION = "8.11.1"
+#: Without ``-m`` curl could wait forever; in the lab no transfer outlives this.
+MAX_TRANSFER_SECONDS = 600.0
+#: curl's default connect timeout.
+DEFAULT_CONNECT_TIMEOUT = 300.0
+#: Sockets are read in slices this long so a stop or cancel is noticed promptly.
+READ_SLICE = 0.2
+MAX_HEAD_BYTES = 256 * 1024
+MAX_BODY_BYTES = 64 * 1024 * 1024
+LOCAL_NAMES = ("localhost", "127.0.0.1", "localhost.localdomain")
+_REDIRECTS = {301, 302, 303, 307, 308}
+_RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+class CurlError(Exception):
+    def __init__(self, code: int, message: str, *, partial: bytes = b"") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        #: Body bytes that did arrive before the failure (curl has written them out by then).
+        self.partial = partial
+        #: The response whose body failed, when its head had arrived.
+        self.reply: Reply | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    scheme: str
+    host: str
+    port: int
+    path: str
+    userinfo: str
+    url: str
+
+    @property
+    def authority(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        return self.host if self.port == default else f"{self.host}:{self.port}"
+
+
+def parse_url(raw: str) -> Target:
+    text = raw if "://" in raw else f"http://{raw}"
+    split = urlsplit(text)
+    scheme = split.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise CurlError(1, f'Protocol "{scheme}" not supported or disabled in libcurl')
+    try:
+        port = split.port
+    except ValueError:
+        raise CurlError(3, "URL using bad/illegal format or missing URL") from None
+    host = split.hostname or ""
+    if not host:
+        raise CurlError(3, "URL using bad/illegal format or missing URL")
+    path = split.path or "/"
+    if split.query:
+        path += f"?{split.query}"
+    userinfo = split.netloc.rpartition("@")[0] if "@" in split.netloc else ""
+    port = port or (443 if scheme == "https" else 80)
+    netloc = split.netloc.rpartition("@")[2]
+    return Target(scheme, host, port, path, userinfo, f"{scheme}://{netloc}{path}")
+
+
+@dataclass
+class Reply:
+    version: str
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    raw_head: bytes
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        wanted = name.lower()
+        return next((value for key, value in self.headers if key.lower() == wanted), None)
+
+
+class Wire:
+    """Reads from a socket in short slices, against a deadline, translating failures into curl's."""
+
+    def __init__(
+        self, sock: socket.socket, *, deadline: float, started: float, cancelled: Callable[[], bool]
+    ):
+        self.sock = sock
+        self.deadline = deadline
+        self.started = started
+        self.cancelled = cancelled
+        self.buffer = bytearray()
+        self.body_received = 0
+        self.first_byte_at: float | None = None
+
+    def fill(self) -> bool:
+        """Read more; ``False`` at end of stream."""
+        while True:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                elapsed = int((time.monotonic() - self.started) * 1000)
+                received = self.body_received + len(self.buffer)
+                raise CurlError(
+                    28, f"Operation timed out after {elapsed} milliseconds with {received} bytes received"
+                )
+            if self.cancelled():
+                raise CurlError(42, "Operation was aborted by an application callback")
+            self.sock.settimeout(min(remaining, READ_SLICE))
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            except ConnectionResetError:
+                raise CurlError(56, "Recv failure: Connection reset by peer") from None
+            except ssl.SSLError as error:
+                raise CurlError(56, f"OpenSSL SSL_read: {error.reason or error}, errno 0") from None
+            except OSError as error:
+                raise CurlError(56, f"Recv failure: {error.strerror or error}") from None
+            if not data:
+                return False
+            if self.first_byte_at is None:
+                self.first_byte_at = time.monotonic()
+            self.buffer += data
+            return True
+
+    def readline(self) -> bytes | None:
+        while True:
+            newline = self.buffer.find(b"\n")
+            if newline >= 0:
+                line = bytes(self.buffer[: newline + 1])
+                del self.buffer[: newline + 1]
+                return line
+            if len(self.buffer) > MAX_HEAD_BYTES:
+                raise CurlError(100, "A value or data field grew larger than allowed")
+            if not self.fill():
+                if self.buffer:
+                    line = bytes(self.buffer)
+                    self.buffer.clear()
+                    return line
+                return None
+
+    def read_exact(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            if not self.fill():
+                missing = size - len(self.buffer)
+                partial = bytes(self.buffer)
+                self.buffer.clear()
+                self.body_received += len(partial)
+                raise CurlError(
+                    18, f"transfer closed with {missing} bytes remaining to read", partial=partial
+                )
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        self.body_received += size
+        return data
+
+    def read_to_close(self) -> bytes:
+        while self.fill():
+            if len(self.buffer) > MAX_BODY_BYTES:
+                raise CurlError(63, "Exceeded the maximum allowed file size")
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        self.body_received += len(data)
+        return data
+
+
+@dataclass
+class Attempt:
+    transfer: Transfer
+    document: bytearray = field(default_factory=bytearray)
+    dumped_headers: bytearray = field(default_factory=bytearray)
+    responded: bool = False
+
+
+class Curl:
+    def __init__(self, shell: Shell, options: CurlOptions, streams: Streams) -> None:
+        self.shell = shell
+        self.ctx = shell.ctx
+        self.options = options
+        self.streams = streams
+
+    # --- top level ------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        status = 0
+        for number, url in enumerate(self.options.urls):
+            status = self.transfer(url, number)
+        return status
+
+    def transfer(self, url: str, number: int) -> int:
+        options = self.options
+        attempt = self.attempt(url, number)
+        for left in range(options.retry, 0, -1):
+            if not self.should_retry(attempt):
+                break
+            delay = (
+                options.retry_delay if options.retry_delay is not None else float(2 ** (options.retry - left))
+            )
+            if not options.silent:
+                self.err(
+                    f"Warning: Problem : {self.problem(attempt)}. Will retry in {delay:g} seconds. "
+                    f"{left} retr{'y' if left == 1 else 'ies'} left.\n"
+                )
+            if not self.shell.wait(delay):
+                break
+            attempt = self.attempt(url, number)
+        return self.finish(attempt, number)
+
+    def should_retry(self, attempt: Attempt) -> bool:
+        code = attempt.transfer.exitcode
+        if self.options.retry_all_errors:
+            return code != 0
+        if code == 28 or (code == 7 and self.options.retry_connrefused):
+            return True
+        return code in (0, 22) and attempt.transfer.http_code in _RETRYABLE_STATUS
+
+    def problem(self, attempt: Attempt) -> str:
+        if attempt.transfer.exitcode == 28:
+            return "timeout"
+        if attempt.transfer.http_code:
+            return f"HTTP error {attempt.transfer.http_code}"
+        return "connection problem"
+
+    def finish(self, attempt: Attempt, number: int) -> int:
+        transfer = attempt.transfer
+        destination = self.destination(number, transfer)
+        transfer.filename_effective = destination or ""
+        if attempt.responded or attempt.document:
+            try:
+                self.write_to(destination, bytes(attempt.document))
+                if self.options.dump_header is not None:
+                    self.write_to(self.options.dump_header, bytes(attempt.dumped_headers))
+            except CurlError as error:
+                transfer.exitcode, transfer.errormsg = error.code, error.message
+        if self.options.write_out is not None:
+            self.write_out(transfer)
+        if transfer.exitcode and (not self.options.silent or self.options.show_error):
+            self.err(f"curl: ({transfer.exitcode}) {transfer.errormsg}\n")
+        return transfer.exitcode
+
+    def destination(self, number: int, transfer: Transfer) -> str | None:
+        if number < len(self.options.outputs):
+            return self.options.outputs[number]
+        if self.options.remote_name:
+            name = urlsplit(transfer.url_effective).path.rsplit("/", 1)[-1]
+            return name or None
+        return None
+
+    def write_to(self, destination: str | None, data: bytes) -> None:
+        if destination in (None, "-", "/dev/stdout"):
+            self.streams.stdout.write(data)
+            return
+        if destination == "/dev/stderr":
+            self.streams.stderr.write(data)
+            return
+        assert destination is not None
+        try:
+            self.shell.files.write(self.shell.path(destination), data)
+        except FileError as error:
+            self.err(f"Warning: Failed to open the file {destination}: {error}\n")
+            raise CurlError(23, "Failure writing output to destination") from None
+
+    def write_out(self, transfer: Transfer) -> None:
+        fmt = self.options.write_out or ""
+        if fmt.startswith("@"):
+            name = fmt[1:]
+            try:
+                raw = self.streams.stdin.read() if name == "-" and self.streams.stdin else b""
+                if name != "-":
+                    raw = self.shell.files.read(self.shell.path(name))
+            except FileError:
+                raw = b""
+            fmt = raw.decode("utf-8", "replace")
+        pieces, warnings = render(fmt, transfer)
+        for warning in warnings:
+            self.err(warning)
+        for stream, text in pieces:
+            target = self.streams.stdout if stream == "stdout" else self.streams.stderr
+            target.write(text.encode())
+
+    def err(self, text: str) -> None:
+        self.streams.stderr.write(text.encode())
+
+    def verbose(self, text: str) -> None:
+        if self.options.verbose:
+            self.err(text)
+
+    # --- one attempt ----------------------------------------------------------------------------
+
+    def attempt(self, url: str, number: int) -> Attempt:
+        options = self.options
+        started = time.monotonic()
+        deadline = started + min(options.max_time or MAX_TRANSFER_SECONDS, MAX_TRANSFER_SECONDS)
+        transfer = Transfer(url=url, url_effective=url, urlnum=number)
+        attempt = Attempt(transfer)
+        try:
+            method, body, url = self.method_and_body(url)
+            transfer.url_effective = parse_url(url).url
+            transfer.method = method
+            self.follow(attempt, url, method, body, started=started, deadline=deadline)
+        except CurlError as error:
+            transfer.exitcode, transfer.errormsg = error.code, error.message
+            self.verbose(f"* {error.message}\n* Closing connection\n")
+        transfer.time_total = time.monotonic() - started
+        return attempt
+
+    def follow(
+        self, attempt: Attempt, url: str, method: str, body: bytes | None, *, started: float, deadline: float
+    ) -> None:
+        options = self.options
+        transfer = attempt.transfer
+        while True:
+            target = parse_url(url)
+            transfer.url_effective = target.url
+            transfer.method = method
+            try:
+                reply = self.exchange(target, method, body, transfer, started=started, deadline=deadline)
+            except CurlError as error:
+                if error.reply is not None:
+                    self.record(attempt, error.reply)
+                    if options.include:
+                        attempt.document += error.reply.raw_head
+                    attempt.document += error.reply.body
+                raise
+            self.record(attempt, reply)
+            location = reply.header("Location")
+            if location and reply.status in _REDIRECTS:
+                transfer.redirect_url = urljoin(target.url, location)
+            if options.include or options.head:
+                attempt.document += reply.raw_head
+            if options.follow and location and reply.status in _REDIRECTS:
+                if transfer.num_redirects >= options.max_redirs:
+                    raise CurlError(47, f"Maximum ({options.max_redirs}) redirects followed")
+                transfer.num_redirects += 1
+                transfer.time_redirect = time.monotonic() - started
+                url = urljoin(target.url, location)
+                transfer.redirect_url = ""
+                if reply.status == 303 or (reply.status in (301, 302) and method == "POST"):
+                    method = "HEAD" if method == "HEAD" else "GET"
+                    body = None
+                self.verbose(f"* Issue another request to this URL: '{url}'\n")
+                continue
+            failing = (options.fail or options.fail_with_body) and reply.status >= 400
+            if failing and not options.fail_with_body:
+                attempt.document.clear()
+                raise CurlError(22, f"The requested URL returned error: {reply.status}")
+            if not options.head:
+                attempt.document += reply.body
+            if failing:
+                raise CurlError(22, f"The requested URL returned error: {reply.status}")
+            return
+
+    def record(self, attempt: Attempt, reply: Reply) -> None:
+        transfer = attempt.transfer
+        attempt.responded = True
+        transfer.http_code = reply.status
+        transfer.http_version = reply.version
+        transfer.headers = reply.headers
+        transfer.num_headers = len(reply.headers)
+        transfer.content_type = reply.header("Content-Type") or ""
+        transfer.size_header += len(reply.raw_head)
+        transfer.size_download += len(reply.body)
+        attempt.dumped_headers += reply.raw_head
+
+    def method_and_body(self, url: str) -> tuple[str, bytes | None, str]:
+        options = self.options
+        body = self.request_body()
+        method = "HEAD" if options.head else ("POST" if body is not None else "GET")
+        if options.get and body is not None:
+            separator = "&" if "?" in url else "?"
+            url = f"{url}{separator}{body.decode('latin-1')}"
+            body = None
+            method = "HEAD" if options.head else "GET"
+        return options.method or method, body, url
+
+    def request_body(self) -> bytes | None:
+        if not self.options.data:
+            return None
+        parts: list[bytes] = []
+        for kind, value in self.options.data:
+            if kind == "raw":
+                parts.append(value.encode())
+            elif kind == "urlencode":
+                parts.append(self.urlencoded(value))
+            elif value.startswith("@"):
+                content = self.read_input(value[1:])
+                if kind == "data":
+                    content = content.replace(b"\r", b"").replace(b"\n", b"")
+                parts.append(content)
+            else:
+                parts.append(value.encode())
+        return b"&".join(parts)
+
+    def urlencoded(self, value: str) -> bytes:
+        name, sep, content = value.partition("=")
+        if sep:
+            encoded = quote_plus(content)
+            return f"{name}={encoded}".encode() if name else encoded.encode()
+        name, sep, path = value.partition("@")
+        if sep:
+            encoded = quote_plus(self.read_input(path).decode("utf-8", "replace"))
+            return f"{name}={encoded}".encode() if name else encoded.encode()
+        return quote_plus(value).encode()
+
+    def read_input(self, name: str) -> bytes:
+        if name == "-":
+            return self.streams.stdin.read() if self.streams.stdin is not None else b""
+        try:
+            return self.shell.files.read(self.shell.path(name))
+        except FileError:
+            self.err(f'Warning: Couldn\'t read data from file "{name}", this makes an empty POST.\n')
+            return b""
+
+    # --- the wire -------------------------------------------------------------------------------
+
+    def exchange(
+        self,
+        target: Target,
+        method: str,
+        body: bytes | None,
+        transfer: Transfer,
+        *,
+        started: float,
+        deadline: float,
+    ) -> Reply:
+        ip, local = self.resolve(target)
+        transfer.time_namelookup = time.monotonic() - started
+        self.verbose(f"*   Trying {ip}:{target.port}...\n")
+        sock = self.connect(target, ip, local, started, deadline)
+        try:
+            transfer.num_connects += 1
+            transfer.scheme = target.scheme.upper()
+            transfer.remote_ip, transfer.remote_port = sock.getpeername()[:2]
+            transfer.local_ip, transfer.local_port = sock.getsockname()[:2]
+            transfer.time_connect = time.monotonic() - started
+            self.verbose(f"* Connected to {target.host} ({ip}) port {target.port}\n")
+            if target.scheme == "https":
+                sock = self.handshake(sock, target, deadline)
+            transfer.time_appconnect = time.monotonic() - started if target.scheme == "https" else 0.0
+            transfer.time_pretransfer = time.monotonic() - started
+            request = self.encode_request(target, method, body)
+            self.verbose(
+                "".join(
+                    f"> {line}\n" for line in request.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+                )
+            )
+            self.verbose("> \n")
+            try:
+                sock.settimeout(max(0.001, deadline - time.monotonic()))
+                sock.sendall(request)
+            except TimeoutError:
+                elapsed = int((time.monotonic() - started) * 1000)
+                raise CurlError(
+                    28, f"Operation timed out after {elapsed} milliseconds with 0 bytes received"
+                ) from None
+            except OSError as error:
+                raise CurlError(55, f"Send failure: {error.strerror or 'Connection reset by peer'}") from None
+            transfer.size_request += len(request) - len(body or b"")
+            transfer.size_upload += len(body or b"")
+            wire = Wire(sock, deadline=deadline, started=started, cancelled=self.shell.stop_requested)
+            reply = self.read_reply(wire, method)
+            if wire.first_byte_at is not None:
+                transfer.time_starttransfer = wire.first_byte_at - started
+            self.verbose(f"* Connection #0 to host {target.host} left intact\n")
+            return reply
+        finally:
+            sock.close()
+
+    def resolve(self, target: Target) -> tuple[str, bool]:
+        """The address to dial, and whether it is the pod's own loopback."""
+        for entry in self.options.resolve:
+            host, _, rest = entry.partition(":")
+            port, _, addresses = rest.partition(":")
+            if host.lower() == target.host and port == str(target.port) and addresses:
+                return addresses.split(",")[0].strip("[]"), False
+        if target.host in LOCAL_NAMES:
+            return self.ctx.local_ip, True
+        try:
+            return self.ctx.resolver.resolve(target.host, self.ctx.namespace), False
+        except (LookupError, OSError):
+            raise CurlError(6, f"Could not resolve host: {target.host}") from None
+
+    def connect(self, target: Target, ip: str, local: bool, started: float, deadline: float) -> socket.socket:
+        limit = min(self.options.connect_timeout or DEFAULT_CONNECT_TIMEOUT, deadline - time.monotonic())
+        try:
+            if local:
+                return socket.create_connection((ip, target.port), timeout=max(limit, 0.001))
+            return self.ctx.dialer.connect(ip, target.port, timeout=max(limit, 0.001))
+        except TimeoutError:
+            elapsed = int((time.monotonic() - started) * 1000)
+            raise CurlError(28, f"Connection timed out after {elapsed} milliseconds") from None
+        except LookupError:
+            raise CurlError(6, f"Could not resolve host: {target.host}") from None
+        except OSError as error:
+            elapsed = int((time.monotonic() - started) * 1000)
+            self.verbose(f"* connect to {ip} port {target.port} failed: {error.strerror or error}\n")
+            raise CurlError(
+                7,
+                f"Failed to connect to {target.host} port {target.port} after {elapsed} ms: "
+                "Couldn't connect to server",
+            ) from None
+
+    def handshake(self, sock: socket.socket, target: Target, deadline: float) -> socket.socket:
+        context = self.tls_context()
+        where = f"in connection to {target.host}:{target.port} "
+        sock.settimeout(max(0.001, deadline - time.monotonic()))
+        try:
+            wrapped = context.wrap_socket(sock, server_hostname=target.host)
+        except ssl.SSLCertVerificationError as error:
+            raise CurlError(60, f"SSL certificate problem: {error.verify_message}") from None
+        except TimeoutError:
+            raise CurlError(28, "SSL connection timeout") from None
+        except ConnectionResetError:
+            raise CurlError(35, f"OpenSSL SSL_connect: Connection reset by peer {where}") from None
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+            raise CurlError(35, f"OpenSSL SSL_connect: SSL_ERROR_SYSCALL {where}") from None
+        except ssl.SSLError as error:
+            raise CurlError(35, f"OpenSSL SSL_connect: {error.reason or error} {where}") from None
+        except OSError as error:
+            raise CurlError(35, f"OpenSSL SSL_connect: {error.strerror or error} {where}") from None
+        self.verbose(f"* SSL connection using {wrapped.version()} / {(wrapped.cipher() or ('',))[0]}\n")
+        return wrapped
+
+    def tls_context(self) -> ssl.SSLContext:
+        options = self.options
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if options.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        elif options.cacert:
+            try:
+                context.load_verify_locations(
+                    cadata=self.read_file(options.cacert).decode("ascii", "replace")
+                )
+            except (FileError, ssl.SSLError, ValueError):
+                raise CurlError(77, f"error setting certificate file: {options.cacert}") from None
+        else:
+            context.load_default_certs()
+        if options.cert:
+            self.load_client_certificate(context, options.cert, options.key)
+        return context
+
+    def load_client_certificate(self, context: ssl.SSLContext, cert: str, key: str | None) -> None:
+        """``ssl`` loads client certificates only from files: stage them in a private temp dir."""
+        try:
+            cert_pem = self.read_file(cert)
+            key_pem = self.read_file(key) if key else None
+        except FileError:
+            raise CurlError(58, "could not load PEM client certificate") from None
+        with tempfile.TemporaryDirectory(prefix="lab-curl-") as scratch:
+            cert_path = os.path.join(scratch, "cert.pem")
+            with open(cert_path, "wb") as handle:
+                handle.write(cert_pem)
+            key_path = None
+            if key_pem is not None:
+                key_path = os.path.join(scratch, "key.pem")
+                with open(key_path, "wb") as handle:
+                    handle.write(key_pem)
+            try:
+                context.load_cert_chain(cert_path, key_path)
+            except (ssl.SSLError, OSError):
+                raise CurlError(58, "could not load PEM client certificate") from None
+
+    def read_file(self, path: str) -> bytes:
+        return self.shell.files.read(self.shell.path(path))
+
+    def encode_request(self, target: Target, method: str, body: bytes | None) -> bytes:
+        options = self.options
+        headers: list[tuple[str, str]] = [("Host", target.authority)]
+        credentials = options.user or (target.userinfo or None)
+        if credentials is not None:
+            token = base64.b64encode(credentials.encode()).decode()
+            headers.append(("Authorization", f"Basic {token}"))
+        headers.append(("User-Agent", options.user_agent or self.user_agent()))
+        is_json = any(kind == "json" for kind, _ in options.data)
+        headers.append(("Accept", "application/json" if is_json else "*/*"))
+        if options.referer:
+            headers.append(("Referer", options.referer))
+        if options.cookie and "=" in options.cookie:
+            headers.append(("Cookie", options.cookie))
+        if options.compressed:
+            headers.append(("Accept-Encoding", "deflate, gzip"))
+        if body is not None:
+            content_type = "application/json" if is_json else "application/x-www-form-urlencoded"
+            headers.append(("Content-Type", content_type))
+            headers.append(("Content-Length", str(len(body))))
+        headers = _apply_custom_headers(headers, options.headers)
+        lines = [f"{method} {target.path} HTTP/1.1", *(f"{name}: {value}" for name, value in headers)]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+
+    def user_agent(self) -> str:
+        tag = self.ctx.image_tag
+        if "curl" in self.ctx.image and re.fullmatch(r"\d+\.\d+\.\d+", tag):
+            return f"curl/{tag}"
+        return f"curl/{DEFAULT_CURL_VERSION}"
+
+    def read_reply(self, wire: Wire, method: str) -> Reply:
+        while True:
+            status_line = wire.readline()
+            if status_line is None:
+                raise CurlError(52, "Empty reply from server")
+            if not status_line.startswith(b"HTTP/"):
+                raise CurlError(1, "Received HTTP/0.9 when not allowed")
+            raw_head = bytearray(status_line)
+            parts = status_line.decode("latin-1").strip().split(" ", 2)
+            if len(parts) < 2 or not parts[1].isdigit():
+                raise CurlError(8, "Weird server reply")
+            version = {"HTTP/1.1": "1.1", "HTTP/1.0": "1", "HTTP/2": "2", "HTTP/2.0": "2"}.get(
+                parts[0], "1.1"
+            )
+            status = int(parts[1])
+            headers: list[tuple[str, str]] = []
+            self.verbose(f"< {status_line.decode('latin-1').rstrip()}\n")
+            while True:
+                line = wire.readline()
+                if line is None:
+                    raise CurlError(8, "Weird server reply")
+                raw_head += line
+                text = line.decode("latin-1").rstrip("\r\n")
+                self.verbose(f"< {text}\n")
+                if not text:
+                    break
+                name, _, value = text.partition(":")
+                headers.append((name.strip(), value.strip()))
+            if 100 <= status < 200 and status != 101:
+                continue
+            reply = Reply(version, status, parts[2] if len(parts) > 2 else "", headers, bytes(raw_head))
+            if method != "HEAD" and not self.options.head and status not in (204, 304):
+                try:
+                    reply.body = self.read_body(wire, reply)
+                except CurlError as error:
+                    reply.body = error.partial
+                    error.reply = reply
+                    raise
+                if reply.body:
+                    self.verbose(f"{{ [{len(reply.body)} bytes data]\n")
+            return reply
+
+    def read_body(self, wire: Wire, reply: Reply) -> bytes:
+        encoding = (reply.header("Transfer-Encoding") or "").lower()
+        if "chunked" in encoding:
+            body = self.read_chunked(wire)
+        elif (length := reply.header("Content-Length")) is not None and length.strip().isdigit():
+            body = wire.read_exact(int(length))
+        else:
+            body = wire.read_to_close()
+        coding = (reply.header("Content-Encoding") or "").lower()
+        if self.options.compressed and coding in ("gzip", "deflate"):
+            try:
+                body = gzip.decompress(body) if coding == "gzip" else zlib.decompress(body)
+            except (OSError, zlib.error):
+                raise CurlError(61, "Error while processing content unencoding") from None
+        return body
+
+    def read_chunked(self, wire: Wire) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            line = wire.readline()
+            if line is None:
+                raise CurlError(18, "transfer closed with outstanding read data remaining")
+            try:
+                size = int(line.split(b";", 1)[0].strip() or b"x", 16)
+            except ValueError:
+                raise CurlError(56, "Illegal or missing hexadecimal sequence in chunked-encoding") from None
+            if size == 0:
+                while (trailer := wire.readline()) not in (None, b"\r\n", b"\n"):
+                    del trailer
+                return b"".join(parts)
+            parts.append(wire.read_exact(size))
+            wire.readline()
+
+
+def _apply_custom_headers(defaults: list[tuple[str, str]], custom: list[str]) -> list[tuple[str, str]]:
+    """curl's -H rules: replace a default in place, ``Name:`` removes it, ``Name;`` sends it empty."""
+    headers = list(defaults)
+    for entry in custom:
+        if ":" in entry:
+            name, _, value = entry.partition(":")
+            value = value.strip()
+            name = name.strip()
+            position = next((i for i, (key, _) in enumerate(headers) if key.lower() == name.lower()), None)
+            if not value:
+                headers = [(key, val) for key, val in headers if key.lower() != name.lower()]
+            elif position is not None and name.lower() in {key.lower() for key, _ in defaults}:
+                headers[position] = (name, value)
+            else:
+                headers.append((name, value))
+        elif entry.endswith(";"):
+            headers.append((entry[:-1].strip(), ""))
+    return headers
+
+
+def cmd_curl(shell: Shell, argv: list[str], streams: Streams) -> int:
+    try:
+        options = parse_curl_args(argv[1:])
+    except CurlUsageError as error:
+        streams.stderr.write(str(error).encode())
+        return error.code
+    except ValueError:
+        streams.stderr.write(b"curl: bad argument\n")
+        return 2
+    with contextlib.suppress(BrokenPipeError):
+        return Curl(shell, options, streams).run()
+    return 23

@@ -1,0 +1,287 @@
+from __future__ import annotations
+
+import contextlib
+import datetime
+import io
+import json
+import socket
+import ssl
+import struct
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from pytest_meshcheck.lab.contract import WorkloadContext
+from pytest_meshcheck.lab.shell import run_command
+from pytest_meshcheck.lab.workloads.httpbin import go_httpbin_factory
+
+from .conftest import PodNet
+
+Curl = Callable[..., tuple[int, str, str]]
+
+
+class RawServer:
+    """A TCP listener with a scripted misbehaviour, for curl's failure paths."""
+
+    def __init__(self, ip: str, behaviour: str, tls: ssl.SSLContext | None = None) -> None:
+        self.behaviour = behaviour
+        self.tls = tls
+        self.listener = socket.create_server((ip, 0))
+        self.port = self.listener.getsockname()[1]
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.accepted: list[socket.socket] = []
+        if behaviour != "never-accept":
+            self.thread.start()
+
+    def serve(self) -> None:
+        self.listener.settimeout(0.1)
+        while not self.done.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.accepted.append(conn)
+            if self.behaviour == "tls":
+                assert self.tls is not None
+                try:
+                    with self.tls.wrap_socket(conn, server_side=True) as wrapped:
+                        wrapped.recv(65536)
+                        body = b"secure"
+                        wrapped.sendall(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\n" + body
+                        )
+                except (ssl.SSLError, OSError):
+                    pass
+                continue
+            conn.settimeout(5)
+            with contextlib.suppress(OSError):
+                conn.recv(65536)
+            if self.behaviour == "reset":
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
+            elif self.behaviour == "empty":
+                conn.close()
+            elif self.behaviour == "short":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly-this")
+                conn.close()
+
+    def close(self) -> None:
+        self.done.set()
+        self.listener.close()
+        if self.thread.is_alive():
+            self.thread.join(5)
+        for conn in self.accepted:
+            conn.close()
+
+
+@pytest.fixture
+def raw_server(podnet: PodNet) -> Iterator[Callable[..., RawServer]]:
+    servers: list[RawServer] = []
+
+    def build(behaviour: str, tls: ssl.SSLContext | None = None) -> RawServer:
+        server = RawServer(podnet.address(), behaviour, tls)
+        servers.append(server)
+        return server
+
+    yield build
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def httpbin(podnet: PodNet) -> str:
+    podnet.start(
+        go_httpbin_factory, name="httpbin", image="docker.io/mccutchen/go-httpbin:v2.15.0", service="httpbin"
+    )
+    return "httpbin:8080"
+
+
+@pytest.fixture
+def ctx(make_context: Callable[..., WorkloadContext]) -> WorkloadContext:
+    return make_context(name="curl", image="docker.io/curlimages/curl:8.16.0")
+
+
+@pytest.fixture
+def curl(ctx: WorkloadContext) -> Curl:
+    def execute(*args: str, stdin: bytes = b"") -> tuple[int, str, str]:
+        out, err = io.BytesIO(), io.BytesIO()
+        code = run_command(["curl", *args], ctx, io.BytesIO(stdin), out, err)
+        return code, out.getvalue().decode(), err.getvalue().decode()
+
+    return execute
+
+
+def test_get_prints_body(curl: Curl, httpbin: str) -> None:
+    code, out, err = curl("-sS", f"{httpbin}/headers")
+    assert (code, err) == (0, "")
+    headers = json.loads(out)["headers"]
+    assert headers["User-Agent"] == ["curl/8.16.0"]
+    assert headers["Host"] == [httpbin]
+    assert headers["Accept"] == ["*/*"]
+
+
+def test_write_out_and_output_file(curl: Curl, httpbin: str, ctx: WorkloadContext) -> None:
+    code, out, _ = curl("-s", "-o", "/dev/null", "-w", "%{http_code}\\n", f"http://{httpbin}/status/418")
+    assert (code, out) == (0, "418\n")
+    code, out, _ = curl(
+        "-so", "/tmp/ip.json", "-w", "%{http_code} %{content_type} %{method}", f"{httpbin}/ip"
+    )
+    assert (code, out) == (0, "200 application/json; charset=utf-8 GET")
+    body = io.BytesIO()
+    run_command(["cat", "/tmp/ip.json"], ctx, None, body, io.BytesIO())
+    assert json.loads(body.getvalue())["origin"] == ctx.pod_ip
+
+
+def test_write_out_variables(curl: Curl, httpbin: str, podnet: PodNet) -> None:
+    fmt = (
+        "%{remote_ip}:%{remote_port} v%{http_version} %{url_effective} %{num_redirects} "
+        "%{size_download} %{nope}"
+    )
+    code, out, err = curl("-s", "-o", "/dev/null", "-w", fmt, f"{httpbin}/uuid")
+    assert code == 0
+    ip = podnet.resolver.names["httpbin"]
+    remote, version, url, redirects, size = out.split(" ")[:5]
+    assert (remote, version, url, redirects) == (f"{ip}:8080", "v1.1", f"http://{httpbin}/uuid", "0")
+    assert int(size) > 0
+    assert "unknown --write-out variable: 'nope'" in err
+
+
+def test_head_include_headers_method_and_data(curl: Curl, httpbin: str) -> None:
+    code, out, _ = curl("-sSI", f"{httpbin}/status/503")
+    assert code == 0
+    assert out.startswith("HTTP/1.1 503 Service Unavailable\r\n")
+    assert out.endswith("\r\n\r\n")
+    code, out, _ = curl("-si", "-H", "X-Probe: one", "-H", "User-Agent: probe/1", f"{httpbin}/headers")
+    head, _, body = out.partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 200 OK")
+    sent = json.loads(body)["headers"]
+    assert sent["X-Probe"] == ["one"]
+    assert sent["User-Agent"] == ["probe/1"]
+    code, out, _ = curl("-s", "-X", "PUT", "-d", "a=1", "-d", "b=2", f"{httpbin}/anything")
+    echo = json.loads(out)
+    assert (echo["method"], echo["data"]) == ("PUT", "a=1&b=2")
+    assert echo["headers"]["Content-Type"] == ["application/x-www-form-urlencoded"]
+    code, out, _ = curl("-s", "--data", '{"k": 1}', "-H", "Content-Type: application/json", f"{httpbin}/post")
+    assert json.loads(out)["json"] == {"k": 1}
+
+
+def test_fail_and_verbose(curl: Curl, httpbin: str) -> None:
+    code, out, err = curl("-sSf", "-w", "%{http_code}", f"{httpbin}/status/404")
+    assert (code, out) == (22, "404")
+    assert err == "curl: (22) The requested URL returned error: 404\n"
+    code, _, err = curl("-v", "-o", "/dev/null", f"{httpbin}/get")
+    assert code == 0
+    assert "> GET /get HTTP/1.1\n" in err
+    assert f"> Host: {httpbin}\n" in err
+    assert "< HTTP/1.1 200 OK\n" in err
+
+
+def test_follow_redirects(curl: Curl, httpbin: str) -> None:
+    code, out, _ = curl(
+        "-s", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", f"{httpbin}/status/302"
+    )
+    assert (code, out) == (0, f"302 http://{httpbin}/redirect/1")
+    code, out, _ = curl(
+        "-sL", "-o", "/dev/null", "-w", "%{http_code} %{num_redirects}", f"{httpbin}/status/302"
+    )
+    assert (code, out) == (0, "404 1")
+
+
+def test_reset_prints_000_and_exits_56(curl: Curl, raw_server: Callable[..., RawServer]) -> None:
+    server = raw_server("reset")
+    url = f"http://{server.listener.getsockname()[0]}:{server.port}/ip"
+    code, out, err = curl("-s", "-o", "/dev/null", "-w", "sleep.legacy to httpbin.foo: %{http_code}\\n", url)
+    assert (code, out, err) == (56, "sleep.legacy to httpbin.foo: 000\n", "")
+    code, _, err = curl("-sS", url)
+    assert (code, err) == (56, "curl: (56) Recv failure: Connection reset by peer\n")
+
+
+def test_refused_exits_7(curl: Curl, podnet: PodNet) -> None:
+    address = podnet.address()
+    code, out, err = curl("-sS", "-w", "%{http_code}", f"http://{address}:9/")
+    assert (code, out) == (7, "000")
+    assert err.startswith(f"curl: (7) Failed to connect to {address} port 9 after ")
+    assert err.endswith(" ms: Couldn't connect to server\n")
+
+
+def test_unresponsive_server_times_out_with_28(curl: Curl, raw_server: Callable[..., RawServer]) -> None:
+    server = raw_server("never-accept")
+    url = f"http://{server.listener.getsockname()[0]}:{server.port}/"
+    code, out, err = curl("-sS", "-m", "0.3", "-w", "%{http_code}", url)
+    assert (code, out) == (28, "000")
+    assert err.startswith("curl: (28) Operation timed out after ")
+    assert err.endswith(" milliseconds with 0 bytes received\n")
+
+
+def test_unresolvable_host_exits_6(curl: Curl) -> None:
+    assert curl("-sS", "http://nosuchservice.default.svc.cluster.local/") == (
+        6,
+        "",
+        "curl: (6) Could not resolve host: nosuchservice.default.svc.cluster.local\n",
+    )
+
+
+def test_empty_reply_and_short_body(curl: Curl, raw_server: Callable[..., RawServer]) -> None:
+    empty = raw_server("empty")
+    code, out, err = curl("-sS", "-w", "%{http_code}", f"{empty.listener.getsockname()[0]}:{empty.port}")
+    assert (code, out, err) == (52, "000", "curl: (52) Empty reply from server\n")
+    short = raw_server("short")
+    code, out, err = curl("-sS", f"{short.listener.getsockname()[0]}:{short.port}")
+    assert (code, out) == (18, "only-this")
+    assert err == "curl: (18) transfer closed with 91 bytes remaining to read\n"
+
+
+def test_usage_errors(curl: Curl) -> None:
+    assert curl("-s")[0] == 2
+    code, _, err = curl("--frobnicate", "x")
+    assert code == 2
+    assert "option --frobnicate: is unknown" in err
+    assert curl("-s", "ftp://host/")[0] == 1
+
+
+def _self_signed(tmp_path: Path) -> ssl.SSLContext:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lab-test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    return context
+
+
+def test_https(curl: Curl, raw_server: Callable[..., RawServer], tmp_path: Path) -> None:
+    server = raw_server("tls", _self_signed(tmp_path))
+    url = f"https://{server.listener.getsockname()[0]}:{server.port}/"
+    assert curl("-sk", "-w", " %{http_code}", url) == (0, "secure 200", "")
+    code, out, err = curl("-sS", "-w", "%{http_code}", url)
+    assert (code, out) == (60, "000")
+    assert err.startswith("curl: (60) SSL certificate problem: ")
+    reset = raw_server("reset")
+    code, _, err = curl("-sS", "-k", f"https://{reset.listener.getsockname()[0]}:{reset.port}/")
+    assert code == 35
+    assert err.startswith("curl: (35) ")
