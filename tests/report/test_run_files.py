@@ -27,10 +27,28 @@ def test_identities_are_spiffe(meshcheck_cluster):
 '''
 
 
+GRAPH_CHECK = '''
+import pytest
+
+from pytest_meshcheck.report import attach_evidence
+from pytest_meshcheck.report.plots import GraphEdge, ServiceGraph, service_graph_png
+
+
+@pytest.mark.meshcheck_graph
+def test_expected_edges_seen(meshcheck_cluster):
+    graph = ServiceGraph(
+        title="observed", nodes=["productpage", "reviews"],
+        edges=[GraphEdge(source="productpage", target="reviews", mtls=True)],
+    )
+    attach_evidence("kiali graph", {"edges": [["productpage", "reviews"]]}, kind="json")
+    attach_evidence("service graph", service_graph_png(graph), kind="png")
+'''
+
+
 def test_healthy_run_writes_run_files_and_passes(mesh_project: MeshProject) -> None:
-    mesh_project.pytester.makepyfile(test_checks=HEALTHY_CHECKS)
+    mesh_project.pytester.makepyfile(test_checks=HEALTHY_CHECKS, test_graph=GRAPH_CHECK)
     result = mesh_project.run()
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
     results = mesh_project.allure_results
     for name in ("environment.properties", "executor.json", "categories.json"):
         assert (results / name).is_file(), name
@@ -38,6 +56,21 @@ def test_healthy_run_writes_run_files_and_passes(mesh_project: MeshProject) -> N
     assert summary["verdict"] == "pass"
     assert summary["suites"]["mtls"]["counts"]["passed"] == 2
     result.stdout.fnmatch_lines(["*meshcheck*", "mtls*2*0*0*0*pass*probes 4*", "verdict: PASS*"])
+    graph_test = next(t for t in mesh_project.allure_tests() if t["name"] == "test_expected_edges_seen")
+    attachments = {a["name"]: a for a in graph_test["attachments"]}
+    assert attachments["service graph"]["type"] == "image/png"
+    assert attachments["kiali graph"]["type"] == "application/json"
+    png = (results / attachments["service graph"]["source"]).read_bytes()
+    assert png.startswith(b"\x89PNG")
+    labels = {label["name"]: label["value"] for label in graph_test["labels"]}
+    assert labels["epic"] == "meshcheck"
+    assert labels["feature"] == "graph"
+    assert labels["story"] == "expected edges seen"
+    assert labels["severity"] == "normal"
+    properties = (results / "environment.properties").read_text(encoding="latin-1")
+    assert "cluster.kubernetes_version=1.31.2" in properties
+    assert "istio.version=1.27.1" in properties
+    assert "bookinfo.namespace=bookinfo" in properties
 
 
 def test_failing_check_gives_fail_with_the_failing_checks_listed(mesh_project: MeshProject) -> None:
