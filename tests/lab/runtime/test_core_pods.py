@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pytest_meshcheck.lab.cluster import LabCore
+from pytest_meshcheck.lab.errors import NotFound
 from pytest_meshcheck.lab.store import GVR
 
 from .conftest import PODS, SERVICES, wait_for
@@ -163,7 +164,11 @@ def test_readiness_probe_moves_pod_between_endpoint_lists(core: LabCore) -> None
     )
 
     def subset_key() -> str:
-        subsets = core.store.get(ENDPOINTS, "default", "probed").get("subsets") or [{}]
+        try:
+            subsets = core.store.get(ENDPOINTS, "default", "probed").get("subsets") or [{}]
+        except NotFound:
+            return ""
+
         return "addresses" if "addresses" in subsets[0] else "notReadyAddresses" if subsets[0] else ""
 
     wait_for("ready endpoint", lambda: subset_key() == "addresses")
@@ -303,7 +308,7 @@ def test_plain_dialer_resolves_cluster_names_and_capture_dialer_goes_through_the
 
 def _context(core: LabCore, pod_name: str, container: str) -> Any:
     assert core.kubelet is not None
-    worker, slot = core.kubelet._slot("default", pod_name, container)
+    _, slot = core.kubelet._slot("default", pod_name, container)
     assert slot.current is not None
     return slot.current.context
 
@@ -324,5 +329,5 @@ def test_deleting_a_pod_stops_its_containers_and_frees_its_address(core: LabCore
     core.store.delete(PODS, "default", "gone")
     assert core.kubelet is not None
     wait_for("worker gone", lambda: ("default", "gone") not in core.kubelet.running_pods())
-    with pytest.raises(OSError):
+    with pytest.raises(ConnectionRefusedError):
         socket.create_connection((ip, 8080), timeout=1).close()

@@ -98,6 +98,7 @@ class CaptureSidecar:
 
         self.ctx = ctx
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
     def start(self) -> None:
