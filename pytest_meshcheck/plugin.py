@@ -140,6 +140,9 @@ def pytest_configure(config: pytest.Config) -> None:
     _validate_lab_faults(settings)
     session = MeshcheckSession(config, settings)
     config.pluginmanager.register(session, SESSION_PLUGIN_NAME)
+    from pytest_meshcheck.report.setup import configure_reports
+
+    configure_reports(config, session)
     if settings.suites:
         shipped = str(suites_dir())
         if shipped not in config.args:
