@@ -250,6 +250,8 @@ class HttpServer:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._connections: dict[socket.socket, threading.Thread] = {}
+        #: Connections whose request is inside the handler: stop lets them answer first.
+        self._busy: set[socket.socket] = set()
         self._listener: socket.socket | None = None
         self._accept_thread: threading.Thread | None = None
         self._wake_r, self._wake_w = socket.socketpair()
@@ -282,11 +284,15 @@ class HttpServer:
             self._accept_thread.join(JOIN_TIMEOUT)
         with self._lock:
             connections = list(self._connections.items())
-        for conn, _thread in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        for _conn, thread in connections:
-            thread.join(JOIN_TIMEOUT)
+            idle = [conn for conn, _ in connections if conn not in self._busy]
+        for conn in idle:
+            _shutdown(conn)
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        for conn, thread in connections:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():  # a handler that ignored ``cancelled``: cut its connection
+                _shutdown(conn)
+                thread.join(1.0)
         if self._listener is not None:
             self._listener.close()
         self._wake_r.close()
@@ -345,6 +351,8 @@ class HttpServer:
                 return False
             method, target, version = _parse_request_line(head[0])
             headers = parse_header_lines(head[1:])
+            if version == "HTTP/1.1" and (headers.get("Expect") or "").lower() == "100-continue":
+                conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
             body = read_body(reader, headers, until_close=False)
         except ProtocolError as error:
             reply = Response(status=error.status, body=f"{error}\n".encode())
@@ -363,15 +371,25 @@ class HttpServer:
             server_port=server_port,
             cancelled=self._stopping,
         )
+        with self._lock:
+            self._busy.add(conn)
         try:
             response = self._handler(request)
         except Exception as error:  # a handler bug must answer 500, not kill the connection thread
             response = Response(status=500, body=f"internal error: {type(error).__name__}\n".encode())
+        finally:
+            with self._lock:
+                self._busy.discard(conn)
         keep_alive = wants_keep_alive(version, headers) and not self._stopping.is_set()
         conn.sendall(encode_response(response, head_only=method == "HEAD", keep_alive=keep_alive))
         if self._access_log is not None:
             self._access_log(request, response)
         return keep_alive
+
+
+def _shutdown(conn: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_RDWR)
 
 
 def _parse_request_line(line: str) -> tuple[str, str, str]:

@@ -9,8 +9,8 @@ is drawn: it would only be noise on a non-terminal stderr.
 
 Cluster names are resolved by the pod's resolver, then the address is dialled through the pod's
 dialer, so a captured pod's request leaves through its sidecar exactly as the app's would.
-``localhost`` is the pod's own loopback (``local_ip``): connections there are not captured, as
-iptables' ``-o lo`` exclusion makes it on a real node.
+``localhost`` is the pod's own loopback (``local_ip``); the dialer leaves such connections
+uncaptured, as istio-iptables leaves loopback traffic alone on a real node.
 """
 
 from __future__ import annotations
@@ -455,10 +455,10 @@ class Curl:
         started: float,
         deadline: float,
     ) -> Reply:
-        ip, local = self.resolve(target)
+        ip = self.resolve(target)
         transfer.time_namelookup = time.monotonic() - started
         self.verbose(f"*   Trying {ip}:{target.port}...\n")
-        sock = self.connect(target, ip, local, started, deadline)
+        sock = self.connect(target, ip, started=started, deadline=deadline)
         try:
             transfer.num_connects += 1
             transfer.scheme = target.scheme.upper()
@@ -498,30 +498,28 @@ class Curl:
         finally:
             sock.close()
 
-    def resolve(self, target: Target) -> tuple[str, bool]:
-        """The address to dial, and whether it is the pod's own loopback."""
+    def resolve(self, target: Target) -> str:
+        """The address to dial: ``--resolve`` first, then the pod's loopback, then cluster DNS."""
         for entry in self.options.resolve:
             host, _, rest = entry.partition(":")
             port, _, addresses = rest.partition(":")
             if host.lower() == target.host and port == str(target.port) and addresses:
-                return addresses.split(",")[0].strip("[]"), False
+                return addresses.split(",")[0].strip("[]")
         if target.host in LOCAL_NAMES:
-            return self.ctx.local_ip, True
+            return self.ctx.local_ip
         try:
-            return self.ctx.resolver.resolve(target.host, self.ctx.namespace), False
+            return self.ctx.resolver.resolve(target.host, self.ctx.namespace)
         except (LookupError, OSError):
             raise CurlError(6, f"Could not resolve host: {target.host}") from None
 
-    def connect(self, target: Target, ip: str, local: bool, started: float, deadline: float) -> socket.socket:
+    def connect(self, target: Target, ip: str, *, started: float, deadline: float) -> socket.socket:
         limit = min(self.options.connect_timeout or DEFAULT_CONNECT_TIMEOUT, deadline - time.monotonic())
         try:
-            if local:
-                return socket.create_connection((ip, target.port), timeout=max(limit, 0.001))
             return self.ctx.dialer.connect(ip, target.port, timeout=max(limit, 0.001))
         except TimeoutError:
             elapsed = int((time.monotonic() - started) * 1000)
             raise CurlError(28, f"Connection timed out after {elapsed} milliseconds") from None
-        except LookupError:
+        except (LookupError, socket.gaierror):
             raise CurlError(6, f"Could not resolve host: {target.host}") from None
         except OSError as error:
             elapsed = int((time.monotonic() - started) * 1000)
