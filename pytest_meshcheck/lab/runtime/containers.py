@@ -59,6 +59,7 @@ class ContainerSlot:
         self.pull_delay = 0.0
         #: The waiting reason to show once the current back-off begins (ImagePullBackOff ...).
         self.pending_backoff_reason = ""
+        self.pending_at = 0.0
         self.readiness: ProbeTracker | None = None
         self.liveness: ProbeTracker | None = None
         self.startup: ProbeTracker | None = None

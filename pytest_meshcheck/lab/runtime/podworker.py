@@ -126,8 +126,12 @@ class PodWorker:
         self._thread.start()
 
     def update(self, pod: Mapping[str, Any]) -> None:
+        """A newer version of the pod. Only deletion and spec changes need the worker now; the
+        echo of its own status writes must not cut short a displayed waiting reason."""
+        before = self.pod
         self.pod = copy.deepcopy(dict(pod))
-        self._wake.set()
+        if self.pod["metadata"].get("deletionTimestamp") or self.pod.get("spec") != before.get("spec"):
+            self._wake.set()
 
     def removed(self) -> None:
         """The pod object is gone from the store: stop at once."""
@@ -182,7 +186,7 @@ class PodWorker:
             if slot.backoff_until > now:
                 deadlines.append(slot.backoff_until)
             if slot.pending_backoff_reason:
-                deadlines.append(now + min(1.0, self._config.base_backoff / 2))
+                deadlines.append(max(slot.pending_at, now))
             if slot.running:
                 deadlines.append(earliest([slot.readiness, slot.liveness, slot.startup], now + 5.0))
         target = min(deadlines, default=now + 5.0)
@@ -237,6 +241,11 @@ class PodWorker:
         self._start(slot, now)
 
     # -- container start / stop ------------------------------------------------------------
+    @property
+    def _reason_delay(self) -> float:
+        """How long a failure shows (ErrImagePull, Error) before the back-off reason replaces it."""
+        return min(1.0, self._config.base_backoff / 2)
+
     def _ref(self, slot: ContainerSlot) -> dict[str, Any]:
         return self.pod
 
@@ -253,7 +262,7 @@ class PodWorker:
 
     def _start(self, slot: ContainerSlot, now: float) -> None:
         if now < slot.backoff_until or slot.pending_backoff_reason:
-            if slot.pending_backoff_reason:
+            if slot.pending_backoff_reason and now >= slot.pending_at:
                 reason = slot.pending_backoff_reason
                 slot.pending_backoff_reason = ""
                 message = (
@@ -296,6 +305,7 @@ class PodWorker:
             slot.pull_delay = self._backoff(slot.pull_delay)
             slot.backoff_until = now + slot.pull_delay
             slot.pending_backoff_reason = "ImagePullBackOff"
+            slot.pending_at = now + self._reason_delay
             return
         slot.pull_delay = 0.0
         slot.image_full = ref.full
@@ -401,6 +411,7 @@ class PodWorker:
         slot.crash_delay = self._backoff(slot.crash_delay)
         slot.backoff_until = now + slot.crash_delay
         slot.pending_backoff_reason = "CrashLoopBackOff"
+        slot.pending_at = now + self._reason_delay
         slot.state = slot.last_state or {"terminated": {"exitCode": exit_code, "reason": "Error"}}
 
     def _restart_policy(self, slot: ContainerSlot) -> str:
