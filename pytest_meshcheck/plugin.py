@@ -17,6 +17,7 @@ from pytest_meshcheck import hookspecs
 from pytest_meshcheck.errors import ConfigError
 from pytest_meshcheck.fixtures import (  # noqa: F401  (fixtures are registered by being here)
     meshcheck_cluster,
+    meshcheck_kube,
     meshcheck_settings,
 )
 from pytest_meshcheck.providers.base import Provider
