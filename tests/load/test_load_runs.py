@@ -1,0 +1,263 @@
+"""Real Locust runs (a few seconds each) against the counting target on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_meshcheck.errors import LoadError
+from pytest_meshcheck.load.results import LoadResult
+from pytest_meshcheck.load.runner import LoadRun
+from pytest_meshcheck.load.spec import CLOSED_LOOP, CONSTANT_RATE, ENV_URLS, LoadSpec, shipped_locustfile
+from tests.load.target import Target
+
+
+def _spec(target_url: str, output_dir: Path, paths: str = "/ok", **overrides: object) -> LoadSpec:
+    values: dict[str, object] = {
+        "target_url": target_url,
+        "users": 4,
+        "spawn_rate": 100.0,
+        "duration_s": 2.0,
+        "locustfile": shipped_locustfile("http_get.py"),
+        "output_dir": output_dir,
+        "env": {ENV_URLS: paths},
+    }
+    values.update(overrides)
+    return LoadSpec(**values)  # type: ignore[arg-type]
+
+
+def _run(spec: LoadSpec) -> LoadResult:
+    run = LoadRun(spec).start()
+    assert run.wait(), "the run did not end by itself"
+    return run.result()
+
+
+def test_standalone_run_counts_what_the_target_served(target: Target, output_dir: Path) -> None:
+    result = _run(_spec(target.url, output_dir, "/ok,/fail,/missing"))
+
+    assert result.mode == CLOSED_LOOP
+    assert result.requests > 0
+    assert result.requests == target.total
+    assert {e.name: e.requests for e in result.endpoints} == dict(target.by_path)
+    assert result.failures == target.by_path["/fail"] + target.by_path["/missing"]
+    assert result.error_rate == pytest.approx(result.failures / result.requests)
+    assert (
+        0 < result.latency.p50_ms <= result.latency.p95_ms <= result.latency.p99_ms <= result.latency.max_ms
+    )
+    assert result.rps == pytest.approx(result.requests / result.measured_s)
+    assert result.target_rps is None
+    assert not result.target_missed
+    assert result.history and result.history[-1].total_requests <= result.requests
+    (generator,) = result.generators
+    assert generator.role == "standalone"
+    assert generator.exit_code == 0
+    assert generator.cpu_s is not None and generator.cpu_s > 0
+    assert generator.requests_made == result.requests
+    assert result.aggregation_complete is True
+    artifacts = result.artifacts
+    for path in (
+        artifacts.stats_csv,
+        artifacts.history_csv,
+        artifacts.failures_csv,
+        artifacts.json,
+        artifacts.html,
+    ):
+        assert path is not None and path.stat().st_size > 0
+    assert result.to_dict()["requests"] == result.requests
+
+
+def test_failures_are_grouped_by_kind(target: Target, output_dir: Path) -> None:
+    result = _run(_spec(target.url, output_dir, "/ok,/fail,/missing"))
+
+    groups = {(g.method, g.name): g for g in result.failures_by_type}
+    assert set(groups) == {("GET", "/fail"), ("GET", "/missing")}
+    assert "status 500" in groups["GET", "/fail"].error
+    assert "status 404" in groups["GET", "/missing"].error
+    assert groups["GET", "/fail"].occurrences == target.by_path["/fail"]
+    assert sum(g.occurrences for g in result.failures_by_type) == result.failures
+
+
+def test_distributed_aggregate_is_the_sum_of_the_workers(target: Target, output_dir: Path) -> None:
+    result = _run(_spec(target.url, output_dir, workers=2))
+
+    workers = [g for g in result.generators if g.role == "worker"]
+    assert [g.generator for g in workers] == ["worker-1", "worker-2"]
+    assert [g.role for g in result.generators].count("master") == 1
+    for worker in workers:
+        served = target.by_generator[worker.generator]
+        assert served > 0, f"{worker.generator} sent nothing"
+        assert worker.requests_made == served
+    assert result.requests == target.total == sum(target.by_generator[g.generator] for g in workers)
+    assert result.aggregation_complete is True
+    assert all(g.exit_code == 0 for g in result.generators)
+
+
+def test_constant_rate_reports_target_and_achieved_rate(target: Target, output_dir: Path) -> None:
+    spec = _spec(target.url, output_dir, users=2, rps=4.0, duration_s=2.0)
+    result = _run(spec)
+
+    assert result.mode == CONSTANT_RATE
+    assert result.target_rps == 4.0
+    assert result.achieved_rps == pytest.approx(result.requests / result.measured_s)
+    assert result.target_missed is (result.achieved_rps < 0.9 * 4.0)
+    # Paced: at most one request per user per half second (plus each user's first), whatever
+    # the machine's speed; closed loop would send hundreds.
+    assert 0 < result.requests <= 4.0 * spec.run_time_s + spec.users
+
+
+def test_unreachable_rate_target_is_flagged(target: Target, output_dir: Path) -> None:
+    target.slow_s = 0.25
+    result = _run(_spec(target.url, output_dir, "/slow", users=2, rps=1000.0))
+
+    # Two users waiting 0.25 s per request cannot come near 1000 requests per second.
+    assert result.target_missed
+    assert result.to_dict()["target_missed"] is True
+
+
+def test_unreachable_target_is_a_result_with_every_request_failed(output_dir: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]  # nothing listens once the socket is closed
+    result = _run(_spec(f"http://127.0.0.1:{closed_port}", output_dir, users=2, think_time_s=0.05))
+
+    assert result.requests > 0
+    assert result.error_rate == 1.0
+    assert result.failures_by_type
+    assert all("onnect" in g.error for g in result.failures_by_type)
+
+
+def test_background_run_is_stopped_when_the_body_raises(target: Target, output_dir: Path) -> None:
+    run = LoadRun(_spec(target.url, output_dir, duration_s=120.0, think_time_s=0.01))
+
+    def check_under_load() -> None:
+        with run:
+            assert target.wait_for_requests(20, timeout=60), "no load arrived"
+            raise RuntimeError("check failed while load was running")
+
+    with pytest.raises(RuntimeError, match="check failed"):
+        check_under_load()
+
+    assert not run.running
+    result = run.result()
+    assert result.stopped_early
+    # Locust drops the requests in flight when interrupted: at most one per user.
+    assert 20 - run.spec.users <= result.requests <= target.total
+    assert result.artifacts.html is not None
+
+
+def test_bookinfo_locustfile_validates_what_the_gateway_returns(target: Target, output_dir: Path) -> None:
+    page = b"<html><head><title>Simple Bookstore App</title></head></html>"
+    target.pages["/productpage"] = (200, "text/html", page)
+    target.pages["/api/v1/products"] = (
+        200,
+        "application/json",
+        b'[{"id": 0, "title": "The Comedy of Errors"}]',
+    )
+    target.pages["/api/v1/products/0/reviews"] = (200, "application/json", b'{"error": "unavailable"}')
+    spec = _spec(
+        target.url, output_dir, locustfile=shipped_locustfile("bookinfo.py"), host_header="bookinfo.test"
+    )
+    result = _run(spec)
+
+    by_name = {e.name: e for e in result.endpoints}
+    assert by_name["/productpage"].requests > 0
+    assert by_name["/productpage"].failures == 0
+    assert by_name["/api/v1/products"].failures == 0
+    reviews = by_name["/api/v1/products/0/reviews"]
+    assert reviews.failures == reviews.requests > 0
+    (group,) = result.failures_by_type
+    assert "200 without reviews" in group.error
+    assert set(target.hosts) == {"bookinfo.test"}
+
+
+def test_bookinfo_locustfile_fails_a_200_without_the_title(target: Target, output_dir: Path) -> None:
+    target.pages["/productpage"] = (200, "text/html", b"<html>upstream connect error</html>")
+    result = _run(_spec(target.url, output_dir, locustfile=shipped_locustfile("bookinfo.py"), duration_s=1.0))
+
+    page = {e.name: e for e in result.endpoints}["/productpage"]
+    assert page.failures == page.requests > 0
+    assert any("Simple Bookstore App" in g.error for g in result.failures_by_type)
+
+
+def test_bad_locustfile_is_a_load_error_with_the_log_as_evidence(tmp_path: Path, output_dir: Path) -> None:
+    broken = tmp_path / "broken.py"
+    broken.write_text("from locust import HttpUser\nclass U(HttpUser:\n")
+    run = LoadRun(_spec("http://127.0.0.1:9", output_dir, locustfile=broken)).start()
+    assert run.wait(timeout=60)
+
+    with pytest.raises(LoadError, match="standalone") as caught:
+        run.result()
+    assert any("SyntaxError" in text for text in caught.value.evidence.values())
+
+
+def test_missing_locustfile_is_refused_before_starting(tmp_path: Path, output_dir: Path) -> None:
+    with pytest.raises(LoadError, match="does not exist"):
+        LoadRun(_spec("http://127.0.0.1:9", output_dir, locustfile=tmp_path / "nope.py")).start()
+
+
+def test_python_without_locust_is_a_load_error(tmp_path: Path, output_dir: Path) -> None:
+    venv = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    run = LoadRun(_spec("http://127.0.0.1:9", output_dir), python=str(venv / "bin" / "python")).start()
+    assert run.wait(timeout=60)
+
+    with pytest.raises(LoadError, match="Locust is not installed"):
+        run.result()
+
+
+def test_locust_missing_from_this_interpreter_is_refused(
+    monkeypatch: pytest.MonkeyPatch, output_dir: Path
+) -> None:
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "locust" else real_find_spec(name, *a)
+    )
+    with pytest.raises(LoadError, match="pip install locust"):
+        LoadRun(_spec("http://127.0.0.1:9", output_dir)).start()
+
+
+def test_a_worker_that_dies_is_a_load_error(target: Target, output_dir: Path) -> None:
+    run = LoadRun(_spec(target.url, output_dir, workers=2, duration_s=60.0, think_time_s=0.01)).start()
+    try:
+        assert target.wait_for_requests(10, timeout=60), "no load arrived"
+        worker = run._processes[1]
+        os.kill(worker.pid, signal.SIGKILL)
+        assert run.wait(timeout=60)
+    finally:
+        run.stop()
+
+    with pytest.raises(LoadError, match="worker") as caught:
+        run.result()
+    assert caught.value.evidence
+
+
+def test_loading_the_load_package_does_not_import_locust() -> None:
+    program = (
+        "import sys\n"
+        "import pytest_meshcheck.load.runner, pytest_meshcheck.load.results, pytest_meshcheck.load.spec\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_stop_is_idempotent_and_start_only_once(target: Target, output_dir: Path) -> None:
+    run = LoadRun(_spec(target.url, output_dir, duration_s=60.0))
+    with run:
+        assert target.wait_for_requests(1, timeout=60)
+    started = time.monotonic()
+    run.stop()
+    assert time.monotonic() - started < 60  # a second stop does not wait on anything
+    with pytest.raises(LoadError, match="already started"):
+        run.start()
