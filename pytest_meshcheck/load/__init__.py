@@ -1,1 +1,14 @@
-"""load layer (see docs/architecture.md)."""
+"""Load generation: Locust in its own processes, results read from its output files.
+
+Nothing here imports Locust (gevent's monkey patching would break pytest-xdist and the kubernetes
+client in the pytest process); only the locustfiles under ``fixtures/locust`` do, in the Locust
+processes. ``spec`` says what to run, ``runner`` runs it, ``results`` is what it measured.
+"""
+
+from __future__ import annotations
+
+from pytest_meshcheck.load.results import LoadResult
+from pytest_meshcheck.load.runner import LoadRun
+from pytest_meshcheck.load.spec import LoadSpec, spec_from_settings
+
+__all__ = ["LoadResult", "LoadRun", "LoadSpec", "spec_from_settings"]
