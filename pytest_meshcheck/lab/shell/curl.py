@@ -515,7 +515,14 @@ class Curl:
     def connect(self, target: Target, ip: str, *, started: float, deadline: float) -> socket.socket:
         limit = min(self.options.connect_timeout or DEFAULT_CONNECT_TIMEOUT, deadline - time.monotonic())
         try:
-            return self.ctx.dialer.connect(ip, target.port, timeout=max(limit, 0.001))
+            try:
+                return self.ctx.dialer.connect(ip, target.port, timeout=max(limit, 0.001))
+            except ConnectionRefusedError:
+                # ``localhost`` reaches a server on any of the pod's addresses, as one bound to
+                # 0.0.0.0 would be: an uncaptured pod's apps listen on the pod IP, not the loopback.
+                if target.host not in LOCAL_NAMES or ip == self.ctx.pod_ip:
+                    raise
+                return self.ctx.dialer.connect(self.ctx.pod_ip, target.port, timeout=max(limit, 0.001))
         except TimeoutError:
             elapsed = int((time.monotonic() - started) * 1000)
             raise CurlError(28, f"Connection timed out after {elapsed} milliseconds") from None
