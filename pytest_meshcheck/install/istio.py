@@ -1,0 +1,245 @@
+"""Installing Istio's control plane and ingress gateway: istioctl, Helm, a rendered manifest, or skip.
+
+Whatever the method, the result is checked the same way afterwards: istiod (``istiod`` or
+``istiod-<revision>``) and ``istio-ingressgateway`` in ``istio-system`` rolled out, and the
+control-plane version read back from what is running. ``--meshcheck-reuse`` skips the install
+when that check already passes for the requested version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_meshcheck.errors import InstallError
+from pytest_meshcheck.install.tools import run_tool
+from pytest_meshcheck.kube.apply import apply_manifest
+from pytest_meshcheck.kube.client import Kube, is_not_found, translated
+from pytest_meshcheck.kube.wait import wait_for_rollout
+from pytest_meshcheck.settings import Settings
+
+ISTIO_NAMESPACE = "istio-system"
+GATEWAY_NAME = "istio-ingressgateway"
+HELM_REPO = "https://istio-release.storage.googleapis.com/charts"
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeshInstall:
+    """What is installed, as read back from the cluster (not as requested)."""
+
+    version: str
+    revision: str
+    method: str
+    namespace: str = ISTIO_NAMESPACE
+    reused: bool = False
+
+    @property
+    def istiod_name(self) -> str:
+        return istiod_name(self.revision)
+
+
+def istiod_name(revision: str) -> str:
+    return f"istiod-{revision}" if revision else "istiod"
+
+
+def image_tag(image: str) -> str:
+    """``1.27.1`` from ``docker.io/istio/pilot:1.27.1`` (digest and ``-distroless`` dropped)."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return ""
+    tag = last.rsplit(":", 1)[1]
+    for suffix in ("-distroless", "-debug"):
+        tag = tag.removesuffix(suffix)
+    return tag
+
+
+def running_control_plane_version(kube: Kube, revision: str) -> str | None:
+    """The version of the installed istiod of ``revision`` (from its container image), or None."""
+    try:
+        deployment = kube.apps.read_namespaced_deployment(istiod_name(revision), ISTIO_NAMESPACE)
+    except Exception as exc:
+        if is_not_found(exc):
+            return None
+        raise
+    for container in deployment.spec.template.spec.containers or []:
+        if container.name == "discovery" or "pilot" in (container.image or ""):
+            return image_tag(container.image or "")
+    return None
+
+
+def istioctl_install_args(settings: Settings, istioctl: Path, kubeconfig: Path, context: str) -> list[str]:
+    args = [str(istioctl), "install", "-y", "--kubeconfig", str(kubeconfig)]
+    if context:
+        args += ["--context", context]
+    args += ["--set", f"profile={settings.istio_profile}"]
+    if settings.istio_revision:
+        args += ["--set", f"revision={settings.istio_revision}"]
+    if settings.image_registry:
+        args += ["--set", f"hub={settings.image_registry.rstrip('/')}"]
+    return args
+
+
+def istioctl_uninstall_args(settings: Settings, istioctl: Path, kubeconfig: Path, context: str) -> list[str]:
+    args = [str(istioctl), "uninstall", "-y", "--kubeconfig", str(kubeconfig)]
+    if context:
+        args += ["--context", context]
+    if settings.istio_revision:
+        args += ["--revision", settings.istio_revision]
+    else:
+        args += ["--purge"]
+    return args
+
+
+def helm_commands(settings: Settings, helm: str, kubeconfig: Path, context: str) -> list[list[str]]:
+    """``helm upgrade --install`` for the base, istiod and gateway charts, in that order."""
+    common = ["--repo", HELM_REPO, "--version", settings.istio_version, "--namespace", ISTIO_NAMESPACE]
+    common += ["--kubeconfig", str(kubeconfig), "--wait", "--timeout", f"{int(settings.timeout)}s"]
+    if context:
+        common += ["--kube-context", context]
+    istiod_values: list[str] = ["--set", f"profile={settings.istio_profile}"]
+    if settings.istio_revision:
+        istiod_values += ["--set", f"revision={settings.istio_revision}"]
+    if settings.image_registry:
+        istiod_values += ["--set", f"global.hub={settings.image_registry.rstrip('/')}"]
+    return [
+        [helm, "upgrade", "--install", "istio-base", "base", "--create-namespace", *common],
+        [
+            helm,
+            "upgrade",
+            "--install",
+            istiod_name(settings.istio_revision),
+            "istiod",
+            *common,
+            *istiod_values,
+        ],
+        [helm, "upgrade", "--install", GATEWAY_NAME, "gateway", *common],
+    ]
+
+
+def wait_for_control_plane(kube: Kube, settings: Settings, progress: Progress | None = None) -> None:
+    for name in (istiod_name(settings.istio_revision), GATEWAY_NAME):
+        wait_for_rollout(kube, ISTIO_NAMESPACE, name, timeout=settings.timeout, progress=progress)
+
+
+class IstioInstaller:
+    """Installs and removes Istio for one run with the method the settings name."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        settings: Settings,
+        *,
+        kubeconfig: Path,
+        context: str = "",
+        manifest_text: Callable[[Settings], str] | None = None,
+        istioctl: Callable[[], Path] | None = None,
+        helm: str = "helm",
+        progress: Progress | None = None,
+    ) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.kubeconfig = kubeconfig
+        self.context = context
+        self._manifest_text = manifest_text
+        self._istioctl = istioctl
+        self._helm = helm
+        self._progress = progress
+        self.installed: MeshInstall | None = None
+        self._installed_by_us = False
+
+    @property
+    def method(self) -> str:
+        return self.settings.install_method
+
+    def install(self) -> MeshInstall:
+        settings = self.settings
+        revision = settings.istio_revision
+        if self.method == "skip" or settings.reuse:
+            with translated("reading the installed control plane"):
+                found = running_control_plane_version(self.kube, revision)
+            if found is not None and (self.method == "skip" or found == settings.istio_version):
+                wait_for_control_plane(self.kube, settings, self._progress)
+                self.installed = MeshInstall(
+                    version=found, revision=revision, method=self.method, reused=True
+                )
+                return self.installed
+            if self.method == "skip":
+                raise InstallError(
+                    f"--meshcheck-install=skip, but no {istiod_name(revision)} deployment "
+                    f"runs in {ISTIO_NAMESPACE}"
+                )
+        self._installed_by_us = True
+        if self.method == "manifest":
+            if self._manifest_text is None:
+                raise InstallError("the manifest installer was given no manifest")
+            apply_manifest(
+                self.kube, self._manifest_text(settings), timeout=settings.timeout, source="Istio manifest"
+            )
+        elif self.method == "istioctl":
+            istioctl = self._require_istioctl()
+            run_tool(
+                istioctl_install_args(settings, istioctl, self.kubeconfig, self.context),
+                timeout=settings.timeout + 60,
+                what="istioctl install",
+            )
+        elif self.method == "helm":
+            for command in helm_commands(settings, self._helm, self.kubeconfig, self.context):
+                run_tool(command, timeout=settings.timeout + 60, what=f"helm install {command[3]}")
+        else:  # pragma: no cover - settings validation keeps this unreachable
+            raise InstallError(f"unknown install method {self.method!r}")
+        wait_for_control_plane(self.kube, settings, self._progress)
+        with translated("reading the installed control plane"):
+            version = running_control_plane_version(self.kube, revision) or ""
+        if version != settings.istio_version:
+            raise InstallError(
+                f"asked for Istio {settings.istio_version}, but {istiod_name(revision)} runs "
+                f"{version or 'an unknown version'}"
+            )
+        self.installed = MeshInstall(version=version, revision=revision, method=self.method)
+        return self.installed
+
+    def uninstall(self) -> None:
+        """Remove what ``install`` put there; leave a reused or skipped installation alone."""
+        if not self._installed_by_us:
+            return
+        if self.method == "istioctl":
+            run_tool(
+                istioctl_uninstall_args(
+                    self.settings, self._require_istioctl(), self.kubeconfig, self.context
+                ),
+                timeout=self.settings.timeout,
+                what="istioctl uninstall",
+            )
+        elif self.method == "helm":
+            for release in (GATEWAY_NAME, istiod_name(self.settings.istio_revision), "istio-base"):
+                command = [self._helm, "uninstall", release, "--namespace", ISTIO_NAMESPACE]
+                command += ["--kubeconfig", str(self.kubeconfig), "--ignore-not-found", "--wait"]
+                if self.context:
+                    command += ["--kube-context", self.context]
+                run_tool(command, timeout=self.settings.timeout, what=f"helm uninstall {release}")
+        elif self.method == "manifest" and self._manifest_text is not None:
+            from pytest_meshcheck.kube.apply import delete_documents, load_documents
+
+            docs = load_documents(self._manifest_text(self.settings), source="Istio manifest")
+            delete_documents(self.kube, docs, timeout=self.settings.timeout)
+
+    def _require_istioctl(self) -> Path:
+        if self._istioctl is None:
+            raise InstallError("the istioctl installer was given no istioctl")
+        return self._istioctl()
+
+
+def proxy_versions(pods: Sequence[Any]) -> dict[str, str]:
+    """``namespace/pod -> proxy version`` for every pod with an istio-proxy (container or native sidecar)."""
+    versions: dict[str, str] = {}
+    for pod in pods:
+        containers = list(pod.spec.containers or []) + list(pod.spec.init_containers or [])
+        for container in containers:
+            if container.name == "istio-proxy":
+                versions[f"{pod.metadata.namespace}/{pod.metadata.name}"] = image_tag(container.image or "")
+    return versions
