@@ -127,6 +127,8 @@ class DeploymentController(Controller):
             created = True
         elif new_rs is not None:
             new_rs = self._sync_revision(deployment, new_rs, old)
+        if new_rs is not None:
+            self._annotate_revision(deployment, new_rs)
         if not paused and new_rs is not None:
             strategy = (deployment.get("spec", {}).get("strategy") or {}).get("type", "RollingUpdate")
             if strategy == "Recreate":
@@ -137,6 +139,17 @@ class DeploymentController(Controller):
         elif paused:
             self._scale_proportionally(deployment, new_rs, old)
         return self._write_status(deployment, new_rs, created)
+
+    def _annotate_revision(self, deployment: dict[str, Any], new_rs: RS) -> None:
+        """The Deployment carries its current revision, as ``kubectl rollout history`` reads it."""
+        revision = str(_revision(new_rs))
+        annotations = deployment["metadata"].get("annotations") or {}
+        if annotations.get(REVISION) == revision:
+            return
+        meta = deployment["metadata"]
+        fresh = self.store.get(DEPLOYMENTS, meta["namespace"], meta["name"])
+        fresh["metadata"].setdefault("annotations", {})[REVISION] = revision
+        self.store.update(DEPLOYMENTS, fresh)
 
     def _owned(self, deployment: dict[str, Any]) -> list[RS]:
         items, _ = self.store.list(REPLICASETS, deployment["metadata"]["namespace"])
