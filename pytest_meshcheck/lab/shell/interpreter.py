@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from pytest_meshcheck.lab.contract import WorkloadContext
+from pytest_meshcheck.lab.shell.arithmetic import ArithmeticSyntaxError, evaluate_arithmetic
 from pytest_meshcheck.lab.shell.files import ContainerFiles, FileError, files_for, normalise
 from pytest_meshcheck.lab.shell.syntax import (
     AndOr,
+    Arithmetic,
     Command,
     CommandSubstitution,
     ForLoop,
@@ -267,6 +269,20 @@ class Shell:
             return self.expand_joined(parse_quoted(part.default), streams)
         return value
 
+    def expansion(self, part: Parameter | CommandSubstitution | Arithmetic, streams: Streams) -> str:
+        if isinstance(part, Parameter):
+            return self.parameter(part, streams)
+        if isinstance(part, Arithmetic):
+            return self.arithmetic(part, streams)
+        return self.substitute(part, streams)
+
+    def arithmetic(self, part: Arithmetic, streams: Streams) -> str:
+        try:
+            return str(evaluate_arithmetic(part.expression, self.variables))
+        except ArithmeticSyntaxError as error:
+            streams.stderr.write(f"sh: arithmetic syntax error: {error}\n".encode())
+            return "0"
+
     def substitute(self, part: CommandSubstitution, streams: Streams) -> str:
         child = Shell(self.ctx, self.builtins, extra=self.extra, cancelled=self.cancelled)
         child.variables = dict(self.variables)
@@ -287,11 +303,7 @@ class Shell:
                 current += part.text
                 started = started or part.quoted or bool(part.text)
                 continue
-            value = (
-                self.parameter(part, streams)
-                if isinstance(part, Parameter)
-                else self.substitute(part, streams)
-            )
+            value = self.expansion(part, streams)
             if part.quoted:
                 current += value
                 started = True

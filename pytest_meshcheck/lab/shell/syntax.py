@@ -1,9 +1,9 @@
 """Parsing the command lines people pass to ``sh -c``: a small, honest subset of POSIX sh.
 
 Supported: words with single quotes, double quotes and backslashes; ``$VAR``, ``${VAR}``,
-``${VAR:-default}``, ``$?``, ``$$`` and ``$(command)``; ``;``, newlines, ``&&``, ``||``, ``!``,
-pipes; redirections ``>``, ``>>``, ``<``, ``2>``, ``2>&1``, ``>&2``; leading ``NAME=value``
-assignments; ``for NAME in WORDS; do ...; done``; ``if ...; then ...; [else ...;] fi``;
+``${VAR:-default}``, ``$?``, ``$$``, ``$(command)`` and ``$((arithmetic))``; ``;``, newlines,
+``&&``, ``||``, ``!``, pipes; redirections ``>``, ``>>``, ``<``, ``2>``, ``2>&1``, ``>&2``;
+leading ``NAME=value`` assignments; ``for NAME in WORDS; do ...; done``; ``if ...; then ...; [else ...;] fi``;
 ``while ...; do ...; done``; and ``# comments``. Anything else is a syntax error with sh's wording,
 never a silent misreading.
 """
@@ -36,7 +36,13 @@ class CommandSubstitution:
     quoted: bool
 
 
-Part = Literal | Parameter | CommandSubstitution
+@dataclass(frozen=True)
+class Arithmetic:
+    expression: str
+    quoted: bool
+
+
+Part = Literal | Parameter | CommandSubstitution | Arithmetic
 
 
 @dataclass(frozen=True)
@@ -230,6 +236,11 @@ def _read_dollar(source: str, index: int, *, quoted: bool) -> tuple[Part | None,
     if after >= len(source):
         return None, after
     char = source[after]
+    if source.startswith("((", after):
+        end = source.find("))", after + 2)
+        if end < 0:
+            raise ShellSyntaxError("Missing '))'")
+        return Arithmetic(source[after + 2 : end], quoted), end + 2
     if char == "(":
         end = _matching_paren(source, after)
         return CommandSubstitution(source[after + 1 : end], quoted), end + 1

@@ -12,6 +12,7 @@ import ipaddress
 import random
 import socket
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,7 +105,7 @@ class PodNet:
         return WorkloadContext(
             namespace=self.namespace,
             pod_name=pod_name,
-            pod_uid=f"uid-{name}-{pod_ip}",
+            pod_uid=str(uuid.uuid4()),
             container_name=name.split("-", maxsplit=1)[0],
             image=image,
             image_tag=image.rpartition(":")[2] if ":" in image else "",

@@ -52,6 +52,23 @@ def test_sequences_and_conditionals(run: Run) -> None:
     assert sh(run, "! false") == (0, "", "")
 
 
+def test_arithmetic_and_while_loops(run: Run) -> None:
+    assert sh(run, "i=0; while [ $i -lt 3 ]; do i=$((i+1)); echo $i; done") == (0, "1\n2\n3\n", "")
+    assert sh(run, "echo $((2*3+1)) $((-7/2)) $((7%3)) $(( (1+2)*3 ))") == (0, "7 -3 1 9\n", "")
+    code, out, err = sh(run, "echo $((1/0))")
+    assert (code, out) == (0, "0\n")
+    assert "division by zero" in err
+
+
+def test_quoting_and_fields(run: Run) -> None:
+    assert sh(run, 'echo "a b"c') == (0, "a bc\n", "")
+    assert sh(run, "echo a\\ b") == (0, "a b\n", "")
+    assert sh(run, "echo $(echo nested $(echo deep))") == (0, "nested deep\n", "")
+    assert sh(run, "echo 2 > /tmp/two; cat /tmp/two") == (0, "2\n", "")
+    assert sh(run, "X=1 env | grep ^X=; echo ${X:-unset}") == (0, "X=1\nunset\n", "")
+    assert sh(run, "echo hi >&2") == (0, "", "hi\n")
+
+
 def test_pipes_to_grep_head_and_wc(run: Run) -> None:
     assert sh(run, "printf 'a\\nbb\\nccc\\n' | wc -l") == (0, "3\n", "")
     assert sh(run, "printf 'a\\nbb\\nccc\\n' | head -n 2") == (0, "a\nbb\n", "")
