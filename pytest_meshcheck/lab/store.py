@@ -1064,9 +1064,33 @@ def _patch_document(current: Obj, patch: object, patch_type: str) -> Obj:
     return result
 
 
+_TEMPLATED = {
+    ("apps", "deployments"),
+    ("apps", "replicasets"),
+    ("apps", "statefulsets"),
+    ("apps", "daemonsets"),
+    ("batch", "jobs"),
+    ("", "replicationcontrollers"),
+}
+
+
+def _default_pod_spec(spec: Any) -> None:
+    if not isinstance(spec, dict):
+        return
+    for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+        if isinstance(container, dict):
+            for port in container.get("ports") or []:
+                if isinstance(port, dict):
+                    port.setdefault("protocol", "TCP")
+
+
 def _apply_defaults(kind: ResourceKind, obj: Obj) -> None:
     """The defaults clients read back and rely on (kubectl rollout, the Python client's models)."""
     key = kind.storage_key
+    if key in _TEMPLATED:
+        _default_pod_spec(((obj.get("spec") or {}).get("template") or {}).get("spec"))
+    elif key == ("", "pods"):
+        _default_pod_spec(obj.get("spec"))
     if key == ("", "namespaces"):
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
         obj["status"] = {"phase": "Active"}

@@ -163,7 +163,9 @@ def test_patch_flavours(store: Store) -> None:
     patched = store.patch(DEPLOYMENTS, "default", "web", strategic, patch_type="strategic")
     containers = patched["spec"]["template"]["spec"]["containers"]
     assert [c["name"] for c in containers] == ["app", "sidecar"]
-    assert containers[0]["image"] == "nginx:2" and containers[0]["ports"] == [{"containerPort": 80}]
+    assert containers[0]["image"] == "nginx:2" and containers[0]["ports"] == [
+        {"containerPort": 80, "protocol": "TCP"}
+    ]
     assert patched["spec"]["replicas"] == 2 and patched["metadata"]["labels"] == {"app": "web", "y": "2"}
     delete = {"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "$patch": "delete"}]}}}}
     patched = store.patch(DEPLOYMENTS, "default", "web", delete, patch_type="strategic")
