@@ -12,6 +12,7 @@ and the lab's address block, so two labs (or a lab started again) never collide.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -43,13 +44,28 @@ ENDPOINTS = GVR.core("endpoints")
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
-def default_registry(extra: Mapping[str, WorkloadFactory] | None = None) -> ImageRegistry:
-    """The sample workloads (Bookinfo, httpbin, curl), then any extra images given."""
-    registry = ImageRegistry()
-    with contextlib.suppress(ImportError):
-        from pytest_meshcheck.lab.workloads import register_workloads
+#: Packages that contribute images: ``module:function``, the function taking ``register(pattern,
+#: factory)``. A package that is not there (yet) contributes nothing.
+IMAGE_PROVIDERS: tuple[str, ...] = (
+    "pytest_meshcheck.lab.workloads:register_workloads",
+    "pytest_meshcheck.lab.mesh:register_images",
+    "pytest_meshcheck.lab.addons:register_images",
+)
 
-        register_workloads(registry.register)
+
+def default_registry(extra: Mapping[str, WorkloadFactory] | None = None) -> ImageRegistry:
+    """Every image the lab's packages provide (Bookinfo, httpbin, curl, Istio, addons), then any
+    extra images given (later registrations win)."""
+    registry = ImageRegistry()
+    for target in IMAGE_PROVIDERS:
+        module_name, _, function = target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        register = getattr(module, function, None)
+        if callable(register):
+            register(registry.register)
     for pattern, factory in (extra or {}).items():
         registry.register(pattern, factory)
     return registry
@@ -210,6 +226,7 @@ class Lab:
         base_backoff: float = 10.0,
         max_backoff: float = 300.0,
         kubeconfig: Path | None = None,
+        faults: Sequence[str] = (),
     ) -> None:
         self.state_dir = Path(state_dir)
         self.name = name
@@ -221,7 +238,7 @@ class Lab:
             registry=registry or default_registry(extra_images),
             base_backoff=base_backoff,
             max_backoff=max_backoff,
-            services={"lab_name": name},
+            services={"lab_name": name, "faults": frozenset(faults)},
         )
         self.api: Any = None
 
