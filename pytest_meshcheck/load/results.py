@@ -140,6 +140,10 @@ class LoadResult:
     artifacts: LoadArtifacts
     #: True when the run was stopped before its duration (for instance with a failing test body).
     stopped_early: bool = False
+    #: Unix time of the first and last request, to place the run beside other events (upgrade
+    #: phases, Kiali scrapes); None when the output does not record them (CSV-only output).
+    first_request_at: float | None = None
+    last_request_at: float | None = None
 
     @property
     def requests(self) -> int:

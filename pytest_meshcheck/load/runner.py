@@ -212,6 +212,8 @@ class LoadRun:
             target_rps=self.spec.rps,
             artifacts=self._artifacts(),
             stopped_early=self._stop_requested,
+            first_request_at=table.first_at,
+            last_request_at=table.last_at,
         )
         return self._result
 

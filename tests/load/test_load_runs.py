@@ -52,6 +52,8 @@ def test_standalone_run_counts_what_the_target_served(target: Target, output_dir
         0 < result.latency.p50_ms <= result.latency.p95_ms <= result.latency.p99_ms <= result.latency.max_ms
     )
     assert result.rps == pytest.approx(result.requests / result.measured_s)
+    assert result.first_request_at is not None and result.last_request_at is not None
+    assert result.last_request_at - result.first_request_at == pytest.approx(result.measured_s)
     assert result.target_rps is None
     assert not result.target_missed
     assert result.history and result.history[-1].total_requests <= result.requests
