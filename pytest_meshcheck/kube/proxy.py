@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlencode
 
 from pytest_meshcheck.kube.client import Kube, translated
@@ -41,56 +40,24 @@ def service_request(
     body: bytes | None = None,
     timeout: float = 30.0,
 ) -> ProxyResponse:
-    """One HTTP request to ``service:port/path`` through the API server; any status is returned."""
+    """One HTTP request to ``service:port/path`` through the API server; any status is returned
+    (an error from the proxied service is an answer to look at, not an exception)."""
     resource = service_proxy_path(namespace, service, port, path)
     if params:
         resource += "?" + urlencode(params)
     action = f"{method} {service}.{namespace}:{port}/{path.lstrip('/')} through the API server"
     with translated(action):
-        response = _call(kube, resource, method=method, headers=headers, body=body, timeout=timeout)
-    try:
-        data = response.data
-        return ProxyResponse(status=int(response.status), headers=dict(response.headers or {}), body=data)
-    finally:
-        response.release_conn()
-
-
-def _call(
-    kube: Kube,
-    resource: str,
-    *,
-    method: str,
-    headers: Mapping[str, str] | None,
-    body: bytes | None,
-    timeout: float,
-) -> Any:
-    """The raw call; an error status from the proxied service is a response, not an exception."""
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        return kube.api_client.call_api(
-            resource,
+        method_, url, header_params, serialized_body, _ = kube.api_client.param_serialize(
             method,
+            resource,
             header_params=dict(headers or {}),
             body=body,
             auth_settings=["BearerToken"],
-            _preload_content=False,
-            _return_http_data_only=True,
-            _request_timeout=timeout,
         )
-    except ApiException as exc:
-        if not exc.status:
-            raise
-        return _ErrorResponse(int(exc.status), dict(exc.headers or {}), (exc.body or b""))
-
-
-class _ErrorResponse:
-    """An ApiException's status, headers and body, shaped like the client's raw response."""
-
-    def __init__(self, status: int, headers: dict[str, str], body: bytes | str) -> None:
-        self.status = status
-        self.headers = headers
-        self.data = body.encode() if isinstance(body, str) else body
-
-    def release_conn(self) -> None:
-        return None
+        response = kube.api_client.call_api(
+            method_, url, header_params=header_params, body=serialized_body, _request_timeout=timeout
+        )
+        data = response.read()
+    return ProxyResponse(
+        status=int(response.status), headers=dict(response.headers or {}), body=bytes(data or b"")
+    )
