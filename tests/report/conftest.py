@@ -18,7 +18,7 @@ def mesh_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> 
     token = "tok-" + secrets.token_hex(16)
     aws_secret = "aws-" + secrets.token_hex(16)
     for name in list(os.environ):
-        if name.startswith("MESHCHECK_") or name in CI_MARKERS:
+        if (name.startswith("MESHCHECK_") and name != "MESHCHECK_HOME") or name in CI_MARKERS:
             monkeypatch.delenv(name)
     monkeypatch.setenv("MESHCHECK_FAKE_BEARER", token)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", aws_secret)
