@@ -381,9 +381,9 @@ class HttpServer:
             with self._lock:
                 self._busy.discard(conn)
         keep_alive = wants_keep_alive(version, headers) and not self._stopping.is_set()
-        conn.sendall(encode_response(response, head_only=method == "HEAD", keep_alive=keep_alive))
-        if self._access_log is not None:
+        if self._access_log is not None:  # logged before sending, so a client that has its answer sees it
             self._access_log(request, response)
+        conn.sendall(encode_response(response, head_only=method == "HEAD", keep_alive=keep_alive))
         return keep_alive
 
 

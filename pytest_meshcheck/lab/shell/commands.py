@@ -497,9 +497,13 @@ def cmd_sh(shell: Shell, argv: list[str], streams: Streams) -> int:
         except FileError:
             _err(streams, f"sh: can't open '{words[0]}': No such file or directory\n")
             return 2
-        return Shell(shell.ctx, shell.builtins, extra=shell.extra).run_script(source, streams)
+        return Shell(shell.ctx, shell.builtins, extra=shell.extra, cancelled=shell.cancelled).run_script(
+            source, streams
+        )
     source = streams.stdin.read().decode("utf-8", "replace") if streams.stdin is not None else ""
-    return Shell(shell.ctx, shell.builtins, extra=shell.extra).run_script(source, streams)
+    return Shell(shell.ctx, shell.builtins, extra=shell.extra, cancelled=shell.cancelled).run_script(
+        source, streams
+    )
 
 
 def cmd_date(shell: Shell, argv: list[str], streams: Streams) -> int:

@@ -318,7 +318,8 @@ class _Parser:
     def expect_keyword(self, keyword: str) -> None:
         self.skip_newlines()
         if self.peek_keyword() != keyword:
-            found = self.peek_keyword() or (self.peek().text if self.peek() else "end of file")  # type: ignore[union-attr]
+            token = self.peek()
+            found = self.peek_keyword() or (token.text if token is not None else "end of file")
             raise ShellSyntaxError(f'Syntax error: "{found}" unexpected (expecting "{keyword}")')
         self.take()
 
@@ -451,7 +452,8 @@ class _Parser:
             return IfClause(branches, otherwise)
 
     def while_loop(self) -> WhileLoop:
-        until = self.take().word.plain() == "until"  # type: ignore[union-attr]
+        until = self.peek_keyword() == "until"
+        self.take()
         condition = self.sequence(frozenset({"do"}))
         self.expect_keyword("do")
         body = self.sequence(frozenset({"done"}))

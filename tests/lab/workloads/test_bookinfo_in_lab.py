@@ -21,11 +21,27 @@ KINDS = {
     "Deployment": GVR.parse("apps/v1/deployments"),
 }
 PODS = GVR.core("pods")
+ENDPOINTS = GVR.core("endpoints")
+SERVICES = ("details", "ratings", "reviews", "productpage")
 
 
 def _ready(pod: dict[str, Any]) -> bool:
     conditions = pod.get("status", {}).get("conditions", [])
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _endpoints_ready(core: LabCore) -> bool:
+    """kube-proxy routes a ClusterIP only to the addresses its Endpoints list."""
+    endpoints, _ = core.store.list(ENDPOINTS, "default")
+    ready = {
+        item["metadata"]["name"]
+        for item in endpoints
+        if any(subset.get("addresses") for subset in item.get("subsets") or [])
+    }
+    expected_reviews = 3
+    reviews = next((item for item in endpoints if item["metadata"]["name"] == "reviews"), {})
+    review_addresses = sum(len(subset.get("addresses") or []) for subset in reviews.get("subsets") or [])
+    return set(SERVICES) <= ready and review_addresses == expected_reviews
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +56,7 @@ def bookinfo() -> Iterator[tuple[LabCore, dict[str, str]]]:
         pods: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
             pods, _ = core.store.list(PODS, "default")
-            if len(pods) == 6 and all(_ready(pod) for pod in pods):
+            if len(pods) == 6 and all(_ready(pod) for pod in pods) and _endpoints_ready(core):
                 break
             time.sleep(0.05)
         else:
@@ -51,9 +67,24 @@ def bookinfo() -> Iterator[tuple[LabCore, dict[str, str]]]:
             ]
             for pod in pods
         }
+        _await_services(core, names["ratings-v1"])
         yield core, names
     finally:
         core.stop()
+
+
+def _await_services(core: LabCore, from_pod: str) -> None:
+    """Wait until every service answers through its ClusterIP (kube-proxy follows Endpoints)."""
+    deadline = time.monotonic() + 30
+    pending = set(SERVICES)
+    while pending and time.monotonic() < deadline:
+        for service in sorted(pending):
+            argv = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"{service}:9080/health"]
+            if _exec(core, from_pod, "ratings", argv)[1] == "200":
+                pending.discard(service)
+        if pending:
+            time.sleep(0.05)
+    assert not pending, f"services not answering: {sorted(pending)}"
 
 
 def _exec(core: LabCore, pod: str, container: str, argv: list[str]) -> tuple[int, str, str]:
