@@ -541,8 +541,10 @@ class PodWorker:
             return
         if slot.startup is not None and not slot.started:
             if slot.startup.due(now):
-                ok = self._attempt(slot, slot.startup.spec)
-                slot.startup.record(ok, now)
+                failure = self._attempt(slot, slot.startup.spec)
+                slot.startup.record(not failure, now)
+                if failure:
+                    self._unhealthy(slot, "Startup", failure)
                 if slot.startup.result:
                     slot.started = True
                     if slot.readiness is None:
@@ -551,31 +553,26 @@ class PodWorker:
                     self._kill_for_probe(slot, instance, "startup", now)
             return
         if slot.liveness is not None and slot.liveness.due(now):
-            ok = self._attempt(slot, slot.liveness.spec)
-            slot.liveness.record(ok, now)
-            if not ok:
-                self._recorder.warning(
-                    self.pod,
-                    "Unhealthy",
-                    "Liveness probe failed: probe failed",
-                    field_path=self._field_path(slot),
-                )
+            failure = self._attempt(slot, slot.liveness.spec)
+            slot.liveness.record(not failure, now)
+            if failure:
+                self._unhealthy(slot, "Liveness", failure)
             if not slot.liveness.result:
                 self._kill_for_probe(slot, instance, "liveness", now)
                 return
         if slot.readiness is not None and slot.readiness.due(now):
-            ok = self._attempt(slot, slot.readiness.spec)
-            slot.readiness.record(ok, now)
-            if not ok:
-                self._recorder.warning(
-                    self.pod,
-                    "Unhealthy",
-                    "Readiness probe failed: probe failed",
-                    field_path=self._field_path(slot),
-                )
+            failure = self._attempt(slot, slot.readiness.spec)
+            slot.readiness.record(not failure, now)
+            if failure:
+                self._unhealthy(slot, "Readiness", failure)
             slot.ready = slot.readiness.result
 
-    def _attempt(self, slot: ContainerSlot, probe: Mapping[str, Any]) -> bool:
+    def _unhealthy(self, slot: ContainerSlot, which: str, failure: str) -> None:
+        self._recorder.warning(
+            self.pod, "Unhealthy", f"{which} probe failed: {failure}", field_path=self._field_path(slot)
+        )
+
+    def _attempt(self, slot: ContainerSlot, probe: Mapping[str, Any]) -> str:
         def exec_runner(argv: list[str], timeout: float) -> int:
             return self._exec_with_timeout(slot, argv, timeout)
 
@@ -649,11 +646,20 @@ class PodWorker:
     def _delete_object(self) -> None:
         """The kubelet's final delete of a terminated pod (grace period 0)."""
         try:
-            self._store.delete(PODS, self.namespace, self.name, preconditions_uid=self.uid)
+            self._final_delete()
         except NotFound:
             pass
         except StoreError as exc:
             log.warning("final delete of pod %s/%s failed: %s", self.namespace, self.name, exc)
+
+    def _final_delete(self) -> None:
+        """Delete with grace period 0 where the store knows graceful pod deletion; a plain
+        delete where it does not (the object then goes at once, which is what 0 means)."""
+        delete: Any = self._store.delete
+        try:
+            delete(PODS, self.namespace, self.name, preconditions_uid=self.uid, grace_period_seconds=0)
+        except TypeError:
+            delete(PODS, self.namespace, self.name, preconditions_uid=self.uid)
 
     # -- status ----------------------------------------------------------------------------
     def compute_status(self) -> dict[str, Any]:

@@ -38,39 +38,51 @@ def run_probe(
     source_ip: str,
     container_ports: Mapping[str, int],
     exec_runner: ExecRunner,
-) -> bool:
-    """One probe attempt. Any error (refused, timeout, bad status, non-zero exit) is a failure."""
+) -> str:
+    """One probe attempt: "" on success, else the failure as the kubelet words it in its
+    ``Unhealthy`` events (refused, timeout, bad status, non-zero exit all fail)."""
     timeout = float(probe.get("timeoutSeconds", 1) or 1)
+    target = ""
     try:
         if "httpGet" in probe:
-            return _http_probe(probe["httpGet"], pod_ip, source_ip, container_ports, timeout)
+            spec = probe["httpGet"]
+            port = resolve_port(spec.get("port"), container_ports)
+            target = f"http://{spec.get('host') or pod_ip}:{port}{spec.get('path') or '/'}"
+            status = _http_probe(spec, pod_ip, source_ip, port, timeout)
+            return "" if 200 <= status < 400 else f"HTTP probe failed with statuscode: {status}"
         if "tcpSocket" in probe:
             spec = probe["tcpSocket"]
             port = resolve_port(spec.get("port"), container_ports)
+            target = f"{spec.get('host') or pod_ip}:{port}"
             with socket.create_connection(
                 (spec.get("host") or pod_ip, port), timeout=timeout, source_address=(source_ip, 0)
             ):
-                return True
+                return ""
         if "exec" in probe:
             command = [str(arg) for arg in probe["exec"].get("command", [])]
-            return exec_runner(command, timeout) == 0
+            code = exec_runner(command, timeout)
+            return "" if code == 0 else f"command {command!r} exited with {code}"
         if "grpc" in probe:
             port = int(probe["grpc"].get("port", 0))
+            target = f"{pod_ip}:{port}"
             with socket.create_connection((pod_ip, port), timeout=timeout, source_address=(source_ip, 0)):
-                return True
-    except (OSError, ValueError, http.client.HTTPException):
-        return False
-    return True
+                return ""
+    except TimeoutError:
+        return f'Get "{target}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
+    except ConnectionRefusedError:
+        return f'Get "{target}": dial tcp {target.split("//")[-1].split("/")[0]}: connect: connection refused'
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        return f'Get "{target}": {exc}'
+    return ""
 
 
 def _http_probe(
     spec: Mapping[str, Any],
     pod_ip: str,
     source_ip: str,
-    container_ports: Mapping[str, int],
+    port: int,
     timeout: float,
-) -> bool:
-    port = resolve_port(spec.get("port"), container_ports)
+) -> int:
     host = spec.get("host") or pod_ip
     connection: http.client.HTTPConnection
     if str(spec.get("scheme", "HTTP")).upper() == "HTTPS":
@@ -90,7 +102,7 @@ def _http_probe(
         status = connection.getresponse().status
     finally:
         connection.close()
-    return 200 <= status < 400
+    return int(status)
 
 
 @dataclass

@@ -176,6 +176,10 @@ def test_readiness_probe_moves_pod_between_endpoint_lists(core: LabCore) -> None
     try:
         wait_for("not ready endpoint", lambda: subset_key() == "notReadyAddresses")
         assert not ready(core, "probed")
+        events, _ = core.store.list(EVENTS, "default")
+        assert "Readiness probe failed: HTTP probe failed with statuscode: 503" in {
+            e["message"] for e in events if e["reason"] == "Unhealthy"
+        }
     finally:
         EchoServer.healthy.pop("probed", None)
     wait_for("ready again", lambda: subset_key() == "addresses")
@@ -331,3 +335,27 @@ def test_deleting_a_pod_stops_its_containers_and_frees_its_address(core: LabCore
     wait_for("worker gone", lambda: ("default", "gone") not in core.kubelet.running_pods())
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((ip, 8080), timeout=1).close()
+
+
+def test_pods_spread_over_several_nodes() -> None:
+    from pytest_meshcheck.lab.cluster import default_registry
+
+    from .testimages import TEST_IMAGES
+
+    lab = LabCore("multi", nodes=3, registry=default_registry(TEST_IMAGES), base_backoff=0.3)
+    lab.start()
+    try:
+        nodes, _ = lab.store.list(GVR.core("nodes"))
+        assert sorted(n["metadata"]["name"] for n in nodes) == [
+            "lab-control-plane",
+            "lab-worker",
+            "lab-worker2",
+        ]
+        assert len({n["status"]["addresses"][0]["address"] for n in nodes}) == 3
+        for index in range(3):
+            lab.store.create(PODS, pod(f"spread-{index}", echo()))
+        wait_for("all ready", lambda: all(ready(lab, f"spread-{i}") for i in range(3)))
+        hosts = {status_of(lab, f"spread-{i}")["hostIP"] for i in range(3)}
+        assert hosts == set(lab.nodes.values())
+    finally:
+        lab.stop()
