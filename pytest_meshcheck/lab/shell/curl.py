@@ -225,9 +225,8 @@ class Curl:
         for left in range(options.retry, 0, -1):
             if not self.should_retry(attempt):
                 break
-            delay = (
-                options.retry_delay if options.retry_delay is not None else float(2 ** (options.retry - left))
-            )
+            # curl's default backoff (1 s, doubling) also applies when --retry-delay is 0.
+            delay = options.retry_delay or float(2 ** (options.retry - left))
             if not options.silent:
                 self.err(
                     f"Warning: Problem : {self.problem(attempt)}. Will retry in {delay:g} seconds. "

@@ -285,3 +285,60 @@ def test_https(curl: Curl, raw_server: Callable[..., RawServer], tmp_path: Path)
     code, _, err = curl("-sS", "-k", f"https://{reset.listener.getsockname()[0]}:{reset.port}/")
     assert code == 35
     assert err.startswith("curl: (35) ")
+
+
+def test_more_options(curl: Curl, httpbin: str, ctx: WorkloadContext, podnet: PodNet) -> None:
+    ip = podnet.resolver.names["httpbin"]
+    code, out, _ = curl("-s", "--resolve", f"example.test:8080:{ip}", "http://example.test:8080/headers")
+    assert code == 0
+    assert json.loads(out)["headers"]["Host"] == ["example.test:8080"]
+    code, out, _ = curl("-s", "-G", "-d", "q=1", "-u", "me:pw", "-H", "Accept:", f"{httpbin}/get")
+    echo = json.loads(out)
+    assert echo["args"] == {"q": ["1"]}
+    assert echo["headers"]["Authorization"] == ["Basic bWU6cHc="]
+    assert "Accept" not in echo["headers"]
+    run_command(["sh", "-c", "echo 'from-file' > /tmp/body"], ctx, None, io.BytesIO(), io.BytesIO())
+    code, out, _ = curl("-s", "--data-binary", "@/tmp/body", f"{httpbin}/post")
+    assert json.loads(out)["data"] == "from-file\n"
+    code, out, _ = curl("-s", "-D", "/tmp/head", "-o", "/dev/null", f"{httpbin}/uuid")
+    head = io.BytesIO()
+    run_command(["cat", "/tmp/head"], ctx, None, head, io.BytesIO())
+    assert head.getvalue().startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_write_out_specials(curl: Curl, httpbin: str) -> None:
+    fmt = "%{header{content-type}}|%{stderr}to-err%{stdout}|%%|%{json}"
+    code, out, err = curl("-s", "-o", "/dev/null", "-w", fmt, f"{httpbin}/ip")
+    assert code == 0
+    assert err == "to-err"
+    content_type, rest, percent, as_json = out.split("|", 3)
+    assert (content_type, rest, percent) == ("application/json; charset=utf-8", "", "%")
+    assert json.loads(as_json)["http_code"] == "200"
+    code, out, _ = curl("-s", "-o", "/dev/null", "-w", "ok%{onerror} failed %{exitcode}", f"{httpbin}/ip")
+    assert out == "ok"
+
+
+def test_retry_repeats_on_503(curl: Curl, podnet: PodNet) -> None:
+    from pytest_meshcheck.lab.workloads.ratings import ratings_factory
+
+    podnet.start(
+        ratings_factory,
+        name="ratings-v1",
+        image="docker.io/istio/examples-bookinfo-ratings-v1:1.20.3",
+        service="ratings",
+        env={"SERVICE_VERSION": "v-unavailable"},
+    )
+    argv = ("-sS", "--retry", "1", "--retry-delay", "1", "-w", " %{http_code}", "ratings:9080/ratings/0")
+    code, out, err = curl(*argv)
+    assert (code, out, err) == (0, '{"error": "Service unavailable"} 503', "")
+    assert podnet.logs["ratings-v1"].text().count("GET /ratings/0") == 2
+
+
+def test_verbose_failure_and_silent_show_error(curl: Curl, podnet: PodNet) -> None:
+    address = podnet.address()
+    code, _, err = curl("-v", f"http://{address}:9/")
+    assert code == 7
+    assert f"*   Trying {address}:9...\n" in err
+    assert f"* connect to {address} port 9 failed: Connection refused\n" in err
+    assert err.endswith("Couldn't connect to server\n")
+    assert curl("-s", f"http://{address}:9/") == (7, "", "")

@@ -3,6 +3,7 @@ from __future__ import annotations
 import fnmatch
 import http.client
 import json
+import socket
 import threading
 from typing import Any
 
@@ -171,3 +172,26 @@ def test_registered_patterns_cover_the_sample_images() -> None:
     assert factory_for("curlimages/curl") is idle_factory
     with pytest.raises(AssertionError):
         factory_for("docker.io/library/nginx")
+
+
+def test_server_survives_malformed_requests_and_speaks_http_1_0(podnet: PodNet) -> None:
+    _, ctx = podnet.start(go_httpbin_factory, name="httpbin", image=GO_HTTPBIN)
+    with socket.create_connection((ctx.pod_ip, 8080), timeout=10) as conn:
+        conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        assert conn.recv(100).startswith(b"HTTP/1.1 400 ")
+    with socket.create_connection((ctx.pod_ip, 8080), timeout=10) as conn:
+        conn.sendall(b"GET /ip HTTP/1.0\r\n\r\n")
+        reply = b""
+        while chunk := conn.recv(4096):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"Connection: close" in reply
+    with socket.create_connection((ctx.pod_ip, 8080), timeout=10) as conn:
+        conn.sendall(
+            b"POST /anything HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+        )
+        reply = b""
+        while chunk := conn.recv(4096):
+            reply += chunk
+    assert json.loads(reply.partition(b"\r\n\r\n")[2])["data"] == "abcde"
