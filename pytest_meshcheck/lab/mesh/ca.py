@@ -61,7 +61,9 @@ def certificate_spiffe_ids(cert: x509.Certificate) -> list[str]:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return []
-    return [uri for uri in san.get_values_for_type(x509.UniformResourceIdentifier) if uri.startswith("spiffe://")]
+    return [
+        uri for uri in san.get_values_for_type(x509.UniformResourceIdentifier) if uri.startswith("spiffe://")
+    ]
 
 
 def der_sha256_hex(der: bytes) -> str:
@@ -105,9 +107,9 @@ def _cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def build_csr(namespace: str, service_account: str, trust_domain: str = DEFAULT_TRUST_DOMAIN) -> tuple[
-    bytes, bytes
-]:
+def build_csr(
+    namespace: str, service_account: str, trust_domain: str = DEFAULT_TRUST_DOMAIN
+) -> tuple[bytes, bytes]:
     """A fresh key and a CSR for the workload identity: ``(private_key_pem, csr_pem)``.
 
     The key never leaves the proxy, as with pilot-agent's CSR flow to istiod."""

@@ -109,7 +109,9 @@ class InjectionConfig:
         return f"{self.hub}/{self.proxy_image}:{tag or self.tag}"
 
     @classmethod
-    def from_configmap(cls, data: Mapping[str, str], **overrides: Any) -> InjectionConfig:
+    def from_configmap(
+        cls, data: Mapping[str, str], *, defaults: InjectionConfig | None = None, **overrides: Any
+    ) -> InjectionConfig:
         """Read the ``istio-sidecar-injector`` ConfigMap: ``config`` (YAML, ``policy``) and ``values``
         (JSON, ``global.hub``/``global.tag``/``global.proxy.image``/``revision``/``global.meshID``...)."""
         fields: dict[str, Any] = {}
@@ -144,7 +146,7 @@ class InjectionConfig:
             if probe is not None:
                 fields["rewrite_app_http_probe"] = bool(probe)
         fields.update(overrides)
-        return replace(cls(), **fields)
+        return replace(defaults or cls(), **fields)
 
 
 def _truthy(value: str | None) -> bool | None:
