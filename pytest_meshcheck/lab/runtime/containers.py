@@ -31,6 +31,8 @@ class Instance:
     #: Set by the run thread of a run-to-completion workload.
     exit_code: int | None = None
     exited: threading.Event = field(default_factory=threading.Event)
+    #: False for one-shot init containers whose workload was never started (nothing to stop).
+    started_workload: bool = True
 
 
 class ContainerSlot:

@@ -344,8 +344,14 @@ class PodWorker:
             started_epoch=time.time(),
             started_mono=now,
         )
+        # An init container whose workload cannot run to completion (istio-init's
+        # ``istio-iptables`` on the proxy image, a shell loop waiting for a service) has nothing
+        # to do on the lab: it completes without starting the image's long-running server.
+        runner = getattr(workload, "run", None)
+        one_shot = slot.kind == "init" and not callable(runner)
         try:
-            workload.start()
+            if not one_shot:
+                workload.start()
         except Exception as exc:
             logs.write("".join(traceback.format_exception(exc)).rstrip(), stream="stderr")
             self._recorder.warning(self.pod, "Failed", f"Error: {exc}", field_path=path)
@@ -359,17 +365,17 @@ class PodWorker:
         slot.state = {"running": {"startedAt": rfc3339(instance.started_epoch)}}
         slot.pending_backoff_reason = ""
         self._arm_probes(slot, now)
-        runner = getattr(workload, "run", None)
-        if callable(runner):
+        if one_shot:
+            instance.started_workload = False
+            instance.exit_code = 0
+            instance.exited.set()
+        elif callable(runner):
             threading.Thread(
                 target=self._run_to_completion,
                 args=(runner, instance),
                 daemon=True,
                 name=f"run {self.name}/{slot.name}",
             ).start()
-        elif slot.kind == "init":
-            instance.exit_code = 0
-            instance.exited.set()
 
     def _run_to_completion(self, runner: Callable[[], Any], instance: Instance) -> None:
         try:
@@ -447,9 +453,10 @@ class PodWorker:
 
     def _stop_instance(self, slot: ContainerSlot, instance: Instance, *, grace: float) -> None:
         instance.context.stopping.set()
-        stopper = threading.Thread(target=self._call_stop, args=(instance,), daemon=True)
-        stopper.start()
-        stopper.join(timeout=max(grace, 0.1))
+        if instance.started_workload:
+            stopper = threading.Thread(target=self._call_stop, args=(instance,), daemon=True)
+            stopper.start()
+            stopper.join(timeout=max(grace, 0.1))
         instance.logs.close()
         with slot.lock:
             slot.previous_logs = instance.logs

@@ -359,3 +359,25 @@ def test_pods_spread_over_several_nodes() -> None:
         assert hosts == set(lab.nodes.values())
     finally:
         lab.stop()
+
+
+def test_init_container_of_a_server_image_completes_without_serving(core: LabCore) -> None:
+    init = [{"name": "istio-init", "image": "example.test/echo:1", "args": ["istio-iptables", "-p", "15001"]}]
+    core.store.create(PODS, pod("oneshot", echo(), init=init))
+    wait_for("oneshot ready", lambda: ready(core, "oneshot"))
+    state = status_of(core, "oneshot")["initContainerStatuses"][0]["state"]
+    assert state["terminated"]["reason"] == "Completed"
+    assert core.kubelet is not None
+    logs = list(
+        core.kubelet.logs(
+            "default",
+            "oneshot",
+            "istio-init",
+            follow=False,
+            tail_lines=None,
+            previous=False,
+            timestamps=False,
+            stop=threading.Event(),
+        )
+    )
+    assert logs == []
