@@ -67,6 +67,12 @@ def env_value(ctx: WorkloadContext, name: str, default: str) -> str:
     return default if value is None or value == "" else value
 
 
+def env_port(ctx: WorkloadContext, name: str, default: int) -> int:
+    """A port from the env (``RATINGS_SERVICE_PORT`` ...), the default when unset or not a number."""
+    value = ctx.env.get(name, "").strip()
+    return int(value) if value.isdigit() and 0 < int(value) < 65536 else default
+
+
 class HttpWorkload:
     """A workload serving ``handle`` on ``ports`` of the container's ``bind_ip``."""
 

@@ -21,6 +21,7 @@ from pytest_meshcheck.lab.httpserve import Request, Response
 from pytest_meshcheck.lab.workloads import productpage_html
 from pytest_meshcheck.lab.workloads.base import (
     HttpWorkload,
+    env_port,
     env_value,
     forwarded_headers,
     json_response,
@@ -54,7 +55,7 @@ class Backend:
     def __init__(self, ctx: WorkloadContext, name: str, endpoint: str) -> None:
         domain = ctx.env.get("SERVICES_DOMAIN")
         self.host = env_value(ctx, f"{name.upper()}_HOSTNAME", name) + (f".{domain}" if domain else "")
-        self.port = int(env_value(ctx, f"{name.upper()}_SERVICE_PORT", "9080"))
+        self.port = env_port(ctx, f"{name.upper()}_SERVICE_PORT", 9080)
         self.endpoint = endpoint
 
     def describe(self) -> str:

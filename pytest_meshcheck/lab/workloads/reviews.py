@@ -15,6 +15,7 @@ from pytest_meshcheck.lab.contract import WorkloadContext
 from pytest_meshcheck.lab.httpserve import Request, Response
 from pytest_meshcheck.lab.workloads.base import (
     HttpWorkload,
+    env_port,
     env_value,
     forwarded_headers,
     image_version,
@@ -54,7 +55,7 @@ class Reviews(HttpWorkload):
         self.star_color = env_value(ctx, "STAR_COLOR", built_color)
         domain = ctx.env.get("SERVICES_DOMAIN")
         self.ratings_host = env_value(ctx, "RATINGS_HOSTNAME", "ratings") + (f".{domain}" if domain else "")
-        self.ratings_port = int(env_value(ctx, "RATINGS_SERVICE_PORT", str(RATINGS_PORT)))
+        self.ratings_port = env_port(ctx, "RATINGS_SERVICE_PORT", RATINGS_PORT)
         self.ratings_timeout = 10.0 if self.star_color == "black" else 2.5
         self.pod_name = env_value(ctx, "HOSTNAME", ctx.hostname)
         self.cluster_name = env_value(ctx, "CLUSTER_NAME", "null")

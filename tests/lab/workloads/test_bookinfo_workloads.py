@@ -274,3 +274,16 @@ def test_stop_frees_ports_and_leaves_no_threads(podnet: PodNet) -> None:
     idle.close()
     with pytest.raises(ConnectionRefusedError):
         http.client.HTTPConnection(ip, 9080, timeout=5).connect()
+
+
+def test_backend_addresses_follow_the_upstream_env_variables(podnet: PodNet) -> None:
+    podnet.start(ratings_factory, name="ratings-v1", image=BOOKINFO.format("ratings-v1"), service="stars")
+    _, ctx = podnet.start(
+        reviews_factory,
+        name="reviews-v2",
+        image=BOOKINFO.format("reviews-v2"),
+        env={"RATINGS_HOSTNAME": "stars", "RATINGS_SERVICE_PORT": "not-a-port"},
+    )
+    document = get_json(ctx.pod_ip, "/reviews/0")
+    assert document["reviews"][0]["rating"] == {"stars": 5, "color": "black"}
+    assert ratings_requests(podnet) == 1
