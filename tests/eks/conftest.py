@@ -16,7 +16,7 @@ import pytest
 from pytest_meshcheck.providers.eks.aws import Aws
 from pytest_meshcheck.providers.eks.timing import Timing
 
-REGION = "us-east-1"
+from .support import REGION, FakeClock
 
 
 def _free_port() -> int:
@@ -80,21 +80,6 @@ def aws_env(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> s
 @pytest.fixture
 def aws(aws_env: str) -> Aws:
     return Aws(region=REGION)
-
-
-class FakeClock:
-    """Monotonic time that moves only when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += max(seconds, 1.0)
 
 
 @pytest.fixture

@@ -14,9 +14,10 @@ from pytest_meshcheck.providers.eks.plan import EksPlan
 from pytest_meshcheck.providers.eks.provisioner import STEPS, Provisioner
 from pytest_meshcheck.providers.eks.reaper import reap
 from pytest_meshcheck.providers.eks.timing import Timing
-from tests.eks.conftest import REGION, FakeClock
-from tests.eks.inventory import leftovers
-from tests.eks.test_up_down import parse, run
+
+from .inventory import leftovers
+from .support import REGION, FakeClock
+from .test_up_down import parse, run
 
 
 class Stop(Exception):

@@ -16,7 +16,8 @@ from botocore.credentials import Credentials
 
 from pytest_meshcheck.providers.eks import kubeconfig
 from pytest_meshcheck.providers.eks.token import TokenSource, decode, exec_credential, mint
-from tests.eks.sigv4 import expected_signature, signature_of
+
+from .sigv4 import expected_signature, signature_of
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 KEYS = Credentials("AKIAIOSFODNN7EXAMPLE", SECRET)
@@ -136,7 +137,7 @@ def test_kubernetes_client_authenticates_through_the_exec_plugin(
     )
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     configuration = client.Configuration()
-    config.load_kube_config(config_file=str(path), client_configuration=configuration)
+    config.load_kube_config(config_file=str(path), client_configuration=configuration)  # type: ignore[no-untyped-call]
     bearer = configuration.api_key["BearerToken"]
     assert bearer.startswith("Bearer k8s-aws-v1.")
     url = decode(bearer.removeprefix("Bearer "))

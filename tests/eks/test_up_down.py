@@ -14,8 +14,9 @@ from pytest_meshcheck.providers.eks import state
 from pytest_meshcheck.providers.eks import tags as T
 from pytest_meshcheck.providers.eks.aws import Aws
 from pytest_meshcheck.providers.eks.commands import add_eks_commands
-from tests.eks.conftest import REGION, FakeClock
-from tests.eks.inventory import inventory, leftovers
+
+from .inventory import inventory, leftovers
+from .support import REGION, FakeClock
 
 
 def parse(*argv: str) -> argparse.Namespace:
