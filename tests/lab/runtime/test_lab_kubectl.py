@@ -182,3 +182,62 @@ def test_upstream_bookinfo_runs_unmodified(lab: Lab) -> None:
     )
     assert "<title>Simple Bookstore App</title>" in page
     assert kubectl(lab, "-n", "bookinfo", "logs", "deployment/productpage-v1") != ""
+
+
+def test_the_python_client_sees_the_same_runtime(lab: Lab) -> None:
+    from kubernetes import client, config, watch
+    from kubernetes.stream import stream
+
+    api_client = config.new_client_from_config(config_file=str(lab.kubeconfig))
+    core = client.CoreV1Api(api_client)
+    apps = client.AppsV1Api(api_client)
+    core.create_namespace({"metadata": {"name": "pyclient"}})
+    apps.create_namespaced_deployment(
+        "pyclient",
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "echo"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "echo"}},
+                "template": {
+                    "metadata": {"labels": {"app": "echo"}},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "main",
+                                "image": "example.test/echo:1",
+                                "ports": [{"containerPort": 8080}],
+                            }
+                        ]
+                    },
+                },
+            },
+        },
+    )
+    ready_pod = ""
+    for event in watch.Watch().stream(core.list_namespaced_pod, "pyclient", timeout_seconds=60):
+        pod = event["object"]
+        conditions = {c.type: c.status for c in (pod.status.conditions or [])}
+        if conditions.get("Ready") == "True":
+            ready_pod = pod.metadata.name
+            break
+    assert ready_pod.startswith("echo-")
+    assert "listening on" in core.read_namespaced_pod_log(ready_pod, "pyclient", container="main")
+    output = stream(
+        core.connect_get_namespaced_pod_exec,
+        ready_pod,
+        "pyclient",
+        command=["hostname"],
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+    )
+    assert output.strip() == ready_pod
+    deployment = apps.read_namespaced_deployment_status("echo", "pyclient")
+    assert deployment.status.available_replicas == 1
+    assert deployment.status.observed_generation == deployment.metadata.generation
+    core.delete_namespace("pyclient")
+    api_client.close()
