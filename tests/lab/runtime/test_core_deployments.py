@@ -150,3 +150,57 @@ def test_template_hash_ignores_its_own_label_and_changes_with_the_template() -> 
     other = {"metadata": {"labels": {"app": "b"}}, "spec": template["spec"]}
     assert template_hash(template) != template_hash(other)
     assert set(template_hash(template)) <= set("bcdfghjklmnpqrstvwxz2456789")
+
+
+def test_a_stuck_rollout_exceeds_its_progress_deadline(core: LabCore) -> None:
+    core.store.create(
+        DEPLOYMENTS, deployment("late", "example.test/never:1", replicas=1, progressDeadlineSeconds=1)
+    )
+
+    def progressing_reason() -> str:
+        conditions = {c["type"]: c for c in status(core, "late").get("conditions") or []}
+        return str(conditions.get("Progressing", {}).get("reason", ""))
+
+    wait_for("ProgressDeadlineExceeded", lambda: progressing_reason() == "ProgressDeadlineExceeded")
+    conditions = {c["type"]: c for c in status(core, "late")["conditions"]}
+    assert conditions["Progressing"]["status"] == "False"
+    assert conditions["Progressing"]["message"].endswith("has timed out progressing.")
+    assert conditions["Available"]["reason"] == "MinimumReplicasUnavailable"
+
+
+def test_stopping_the_lab_closes_every_listener() -> None:
+    import socket
+
+    from pytest_meshcheck.lab.cluster import default_registry
+
+    from .testimages import TEST_IMAGES
+
+    lab = LabCore("closing", registry=default_registry(TEST_IMAGES))
+    lab.start()
+    stopped = False
+    try:
+        lab.store.create(DEPLOYMENTS, deployment("bye", "example.test/echo:1", replicas=1))
+        created = lab.store.create(
+            GVR.core("services"),
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "bye", "namespace": "default"},
+                "spec": {"selector": {"app": "bye"}, "ports": [{"port": 80, "targetPort": 8080}]},
+            },
+        )
+        wait_for("bye available", lambda: complete(lab, "bye", 1))
+        pod_ip = lab.store.list(PODS, "default", label_selector="app=bye")[0][0]["status"]["podIP"]
+        addresses = [(pod_ip, 8080), (created["spec"]["clusterIP"], 80)]
+        wait_for("service listening", lambda: (created["spec"]["clusterIP"], 80) in lab.proxy.listening())
+        lab.stop()
+        stopped = True
+        for address in addresses:
+            probe = socket.socket()
+            try:
+                assert probe.connect_ex(address) != 0, address
+            finally:
+                probe.close()
+    finally:
+        if not stopped:
+            lab.stop()
