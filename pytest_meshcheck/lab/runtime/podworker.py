@@ -265,19 +265,23 @@ class PodWorker:
             if slot.pending_backoff_reason and now >= slot.pending_at:
                 reason = slot.pending_backoff_reason
                 slot.pending_backoff_reason = ""
-                message = (
-                    f'Back-off pulling image "{slot.image}"'
-                    if reason == "ImagePullBackOff"
-                    else f"back-off {slot.crash_delay:g}s restarting failed container={slot.name} "
-                    f"pod={self.name}_{self.namespace}({self.uid})"
-                )
+                if reason == "ImagePullBackOff":
+                    message = f'Back-off pulling image "{slot.image}"'
+                    self._recorder.normal(self.pod, "BackOff", message, field_path=self._field_path(slot))
+                else:
+                    message = (
+                        f"back-off {go_duration(slot.crash_delay)} restarting failed container={slot.name} "
+                        f"pod={self.name}_{self.namespace}({self.uid})"
+                    )
+                    self._recorder.warning(
+                        self.pod,
+                        "BackOff",
+                        "Back-off restarting failed container "
+                        + slot.name
+                        + f" in pod {self.name}_{self.namespace}({self.uid})",
+                        field_path=self._field_path(slot),
+                    )
                 slot.waiting(reason, message)
-                self._recorder.normal(
-                    self.pod,
-                    "BackOff",
-                    message.replace("back-off", "Back-off", 1),
-                    field_path=self._field_path(slot),
-                )
                 if reason == "ImagePullBackOff":
                     self._recorder.warning(
                         self.pod, "Failed", "Error: ImagePullBackOff", field_path=self._field_path(slot)
@@ -783,3 +787,14 @@ def _qos_class(pod: Mapping[str, Any]) -> str:
         for r in resources
     )
     return "Guaranteed" if guaranteed else "Burstable"
+
+
+def go_duration(seconds: float) -> str:
+    """A duration as Go's ``time.Duration.String`` prints it (``10s``, ``1m20s``, ``5m0s``)."""
+    if seconds < 60:
+        return f"{seconds:g}s"
+    minutes, rest = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{rest}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes}m{rest}s"
