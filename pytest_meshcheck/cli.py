@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pytest_meshcheck.providers.eks.commands import add_eks_commands
 
     add_eks_commands(commands)
+    from pytest_meshcheck.report.commands import add_report_commands
+
+    add_report_commands(commands)
     return parser
 
 

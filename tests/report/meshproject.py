@@ -56,14 +56,6 @@ class FakeProvider:
 
 def pytest_meshcheck_make_provider(config, settings):
     return FakeProvider(Path(str(config.rootpath)))
-
-
-def pytest_configure(config):
-    from pytest_meshcheck.report import configure_reports
-
-    session = config.pluginmanager.get_plugin("meshcheck-session")
-    if session is not None:
-        configure_reports(config, session)
 '''
 
 
