@@ -30,6 +30,9 @@ DEFAULT_WORKLOAD_TTL = datetime.timedelta(hours=24)
 DEFAULT_ROOT_TTL = datetime.timedelta(days=3650)
 #: pilot-agent rotates at half of the lifetime (``SECRET_GRACE_PERIOD_RATIO`` 0.5).
 DEFAULT_GRACE_RATIO = 0.5
+#: Certificates are valid from slightly before issuance so peers with a lagging clock accept them;
+#: never more than a tenth of the lifetime, so short-lived test certificates still rotate on time.
+CLOCK_SKEW_ALLOWANCE = datetime.timedelta(seconds=5)
 #: The organisation istiod writes into its self-signed root.
 ROOT_ORGANIZATION = "cluster.local"
 
@@ -224,7 +227,7 @@ class MeshCA:
             .issuer_name(self.root_cert.subject)
             .public_key(public_key)
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(seconds=5))
+            .not_valid_before(now - min(CLOCK_SKEW_ALLOWANCE, ttl / 10))
             .not_valid_after(now + ttl)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(

@@ -25,8 +25,7 @@ class WorkloadTLS:
     """The current certificate's server and client contexts; swapped atomically on rotation."""
 
     def __init__(self) -> None:
-        self._dir = tempfile.mkdtemp(prefix="meshcheck-proxy-")
-        os.chmod(self._dir, 0o700)
+        self._dir = ""
         self._lock = threading.Lock()
         self._generation = 0
         self.certificate: IssuedCertificate | None = None
@@ -35,6 +34,8 @@ class WorkloadTLS:
 
     def install(self, issued: IssuedCertificate) -> None:
         with self._lock:
+            if not self._dir:
+                self._dir = tempfile.mkdtemp(prefix="meshcheck-proxy-")
             self._generation += 1
             cert_path = os.path.join(self._dir, f"cert-{self._generation}.pem")
             key_path = os.path.join(self._dir, f"key-{self._generation}.pem")
@@ -67,7 +68,10 @@ class WorkloadTLS:
         return self.certificate.spiffe_id if self.certificate else ""
 
     def close(self) -> None:
-        shutil.rmtree(self._dir, ignore_errors=True)
+        with self._lock:
+            if self._dir:
+                shutil.rmtree(self._dir, ignore_errors=True)
+                self._dir = ""
 
 
 def peer_identity(sock: ssl.SSLSocket) -> tuple[str, str]:
