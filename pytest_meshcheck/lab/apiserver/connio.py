@@ -31,8 +31,11 @@ class LockedSocket:
     def _try_recv(self, size: int) -> bytes | None:
         """Non-blocking read under the lock: bytes, b"" (peer closed) or None (nothing yet)."""
         with self._lock:
-            previous = self._sock.gettimeout()
-            self._sock.setblocking(False)
+            try:
+                previous = self._sock.gettimeout()
+                self._sock.setblocking(False)
+            except OSError:
+                return b""
             try:
                 return self._sock.recv(size)
             except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
@@ -54,8 +57,7 @@ class LockedSocket:
                 remaining = (
                     _POLL_SECONDS if deadline is None else min(_POLL_SECONDS, deadline - time.monotonic())
                 )
-                if remaining < 0:
-                    return None
+                remaining = max(remaining, 0.0)
                 try:
                     readable, _, _ = select.select([self._sock], [], [], remaining)
                 except (OSError, ValueError):

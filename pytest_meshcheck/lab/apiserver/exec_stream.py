@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 SUPPORTED_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+_READER_GRACE_SECONDS = 2.0
 
 
 def choose_protocol(offered: str) -> str | None:
@@ -179,6 +180,8 @@ def run_exec(
     socket.close()
     if stdin_pipe is not None:
         stdin_pipe.close()
+    # The connection closes when the handler returns: let the reader see the end first.
+    reader.join(_READER_GRACE_SECONDS)
 
 
 class _Discard:

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: Larger request bodies get 413, as from a real API server (its limit is 3 MiB).
 MAX_BODY_BYTES = 3 * 1024 * 1024
+#: Oversized bodies up to this size are read and dropped before the 413 goes out.
+DRAIN_LIMIT_BYTES = 32 * 1024 * 1024
 #: A watch without ``timeoutSeconds`` ends after this long (real servers pick 30-60 minutes).
 DEFAULT_WATCH_SECONDS = 1800
 BOOKMARK_INTERVAL_SECONDS = 5.0
@@ -144,6 +146,14 @@ class ApiHandler(BaseHTTPRequestHandler):
             raise BadRequest(f"invalid Content-Length {length_text!r}") from exc
         if length > MAX_BODY_BYTES:
             self.close_connection = True
+            if length <= DRAIN_LIMIT_BYTES:
+                # Read what the client is sending so it can read our answer instead of a reset.
+                remaining = length
+                while remaining > 0:
+                    chunk = self.rfile.read(min(remaining, 1 << 20))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
             raise RequestEntityTooLarge(f"request entity too large: limit is {MAX_BODY_BYTES}")
         return self.rfile.read(length) if length > 0 else b""
 
@@ -797,6 +807,13 @@ class ApiHandler(BaseHTTPRequestHandler):
             stop.wait(0.3)
 
     def _exec(self, store: Store, namespace: str, name: str, sub: str) -> None:
+        if sub == "attach":
+            raise BadRequest("pods/attach is not supported by the lab")
+        pod = store.get(PODS, namespace, name)
+        container = self._container_of(pod, self._param("container"))
+        command = self._query.get("command") or []
+        if not command:
+            raise BadRequest("you must specify at least 1 command")
         if self.headers.get("Upgrade", "").lower() != "websocket":
             raise BadRequest(
                 "Upgrade request required: pods/exec is served over WebSocket (v4/v5.channel.k8s.io)"
@@ -808,13 +825,6 @@ class ApiHandler(BaseHTTPRequestHandler):
                 f"{self.headers.get('Sec-WebSocket-Protocol', '')}; "
                 f"supports {list(exec_stream.SUPPORTED_PROTOCOLS)}"
             )
-        if sub == "attach":
-            raise BadRequest("pods/attach is not supported by the lab")
-        pod = store.get(PODS, namespace, name)
-        container = self._container_of(pod, self._param("container"))
-        command = self._query.get("command") or []
-        if not command:
-            raise BadRequest("you must specify at least 1 command")
         runtime = self._runtime()
         key = self.headers.get("Sec-WebSocket-Key", "")
         self._started = True

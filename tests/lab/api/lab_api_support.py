@@ -52,14 +52,16 @@ class FakeRuntime:
         return self._stream(lines, follow, stop)
 
     def _stream(self, lines: list[str], follow: bool, stop: threading.Event) -> Iterator[bytes]:
-        for line in lines:
-            yield (line + "\n").encode()
-        tick = 0
-        while follow and not stop.wait(0.05):
-            yield f"tick-{tick}\n".encode()
-            tick += 1
-        if follow:
-            self.follow_stopped.set()
+        try:
+            for line in lines:
+                yield (line + "\n").encode()
+            tick = 0
+            while follow and not stop.wait(0.05):
+                yield f"tick-{tick}\n".encode()
+                tick += 1
+        finally:
+            if follow and stop.is_set():
+                self.follow_stopped.set()
 
     def exec(
         self,
@@ -133,3 +135,61 @@ class Lab:
                 return
             time.sleep(0.02)
         raise AssertionError(f"timed out waiting for {message}")
+
+
+class WebhookServer:
+    """A tiny HTTPS admission webhook: ``decide(review_request) -> response fields``."""
+
+    def __init__(self, host: str, decide: Any, *, dns_names: tuple[str, ...] = ()) -> None:
+        import http.server
+        import json as json_module
+        import ssl
+
+        from pytest_meshcheck.lab.pki import CertificateAuthority
+
+        self.ca = CertificateAuthority("webhook-test-ca")
+        pair = self.ca.issue("webhook", dns_names=dns_names, ip_addresses=(host,))
+        self.calls: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+            def do_POST(self) -> None:
+                review = json_module.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.calls.append(review)
+                answer = {"uid": review["request"]["uid"], **decide(review["request"])}
+                body = json_module.dumps(
+                    {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": answer}
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer((host, 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            cert, key = pair.write(Path(tmp), "hook")
+            context.load_cert_chain(cert, key)
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = int(self.httpd.server_address[1])
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+        )
+        self.thread.start()
+
+    @property
+    def ca_bundle(self) -> str:
+        import base64
+
+        return base64.b64encode(self.ca.cert_pem).decode()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
