@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import io
 import socket
 import threading
@@ -118,7 +119,7 @@ def test_crashing_container_counts_restarts_and_backs_off(core: LabCore) -> None
 
 
 def test_init_containers_run_first_and_native_sidecars_stay(core: LabCore) -> None:
-    init = [
+    init: list[dict[str, Any]] = [
         {"name": "setup", "image": "example.test/completes", "args": ["0"]},
         {
             "name": "helper",
@@ -254,7 +255,7 @@ def test_node_port_and_load_balancer_reach_the_pods(core: LabCore) -> None:
     )
     node_ip = core.nodes["lab-control-plane"]
     for url in (f"http://{node_ip}:{node_port}/n", f"http://{ingress[0]['ip']}:8000/lb"):
-        body = wait_for(url, lambda url=url: _get(url))
+        body = wait_for(url, functools.partial(_get, url))
         assert body.startswith("edge ")
 
 
@@ -318,7 +319,7 @@ def _context(core: LabCore, pod_name: str, container: str) -> Any:
 
 
 def _read_all(sock: socket.socket) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         data = sock.recv(65536)
         if not data:
@@ -331,8 +332,9 @@ def test_deleting_a_pod_stops_its_containers_and_frees_its_address(core: LabCore
     wait_for("gone ready", lambda: ready(core, "gone"))
     ip = status_of(core, "gone")["podIP"]
     core.store.delete(PODS, "default", "gone")
-    assert core.kubelet is not None
-    wait_for("worker gone", lambda: ("default", "gone") not in core.kubelet.running_pods())
+    kubelet = core.kubelet
+    assert kubelet is not None
+    wait_for("worker gone", lambda: ("default", "gone") not in kubelet.running_pods())
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((ip, 8080), timeout=1).close()
 

@@ -8,6 +8,7 @@ import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -186,11 +187,16 @@ def test_upstream_bookinfo_runs_unmodified(lab: Lab) -> None:
 
 def test_the_python_client_sees_the_same_runtime(lab: Lab) -> None:
     from kubernetes import client, config, watch
-    from kubernetes.stream import stream
+    from kubernetes.stream import stream as untyped_stream
 
-    api_client = config.new_client_from_config(config_file=str(lab.kubeconfig))
-    core = client.CoreV1Api(api_client)
-    apps = client.AppsV1Api(api_client)
+    # The client's models are typed but its helpers are not; plain dict bodies are what kubectl
+    # users write, so the calls go through Any.
+    new_client: Any = config.new_client_from_config
+    stream: Any = untyped_stream
+    watcher: Any = watch.Watch
+    api_client = new_client(config_file=str(lab.kubeconfig))
+    core: Any = client.CoreV1Api(api_client)
+    apps: Any = client.AppsV1Api(api_client)
     core.create_namespace({"metadata": {"name": "pyclient"}})
     apps.create_namespaced_deployment(
         "pyclient",
@@ -217,7 +223,7 @@ def test_the_python_client_sees_the_same_runtime(lab: Lab) -> None:
         },
     )
     ready_pod = ""
-    for event in watch.Watch().stream(core.list_namespaced_pod, "pyclient", timeout_seconds=60):
+    for event in watcher().stream(core.list_namespaced_pod, "pyclient", timeout_seconds=60):
         pod = event["object"]
         conditions = {c.type: c.status for c in (pod.status.conditions or [])}
         if conditions.get("Ready") == "True":

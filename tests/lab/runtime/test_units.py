@@ -119,12 +119,11 @@ def test_probe_tracker_flips_only_after_its_thresholds() -> None:
         100.0,
         result=True,
     )
+    steps = [(False, 105.0), (False, 107.0), (True, 109.0), (True, 111.0)]
     assert not tracker.due(104.9) and tracker.due(105.0)
-    assert not tracker.record(False, 105.0) and tracker.result
-    assert tracker.record(False, 107.0) and not tracker.result
-    assert tracker.next_due == 109.0
-    assert not tracker.record(True, 109.0) and not tracker.result
-    assert tracker.record(True, 111.0) and tracker.result
+    outcomes = [(tracker.record(ok, now), tracker.result) for ok, now in steps]
+    assert outcomes == [(False, True), (True, False), (False, False), (True, True)]
+    assert tracker.next_due == 113.0
 
 
 def test_log_buffer_tails_and_follows_until_closed() -> None:

@@ -6,7 +6,7 @@ import http.server
 import threading
 from typing import Any
 
-from pytest_meshcheck.lab.contract import WorkloadContext
+from pytest_meshcheck.lab.contract import WorkloadContext, WorkloadFactory
 
 
 class EchoServer:
@@ -81,7 +81,7 @@ class FailsToStart:
         return None
 
 
-TEST_IMAGES = {
+TEST_IMAGES: dict[str, WorkloadFactory] = {
     "example.test/echo": EchoServer,
     "example.test/completes": Completes,
     "example.test/crash": FailsToStart,
