@@ -32,9 +32,12 @@ _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _MAX_BURST = 500
 
 
-def owned_pods(store: Store, rs: dict[str, Any]) -> list[dict[str, Any]]:
+def owned_pods(
+    store: Store, rs: dict[str, Any], pods: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     meta = rs["metadata"]
-    pods, _ = store.list(PODS, meta["namespace"])
+    if pods is None:
+        pods, _ = store.list(PODS, meta["namespace"])
     return [
         pod
         for pod in pods
@@ -64,8 +67,9 @@ class ReplicaSetController(Controller):
             return None
         if rs["metadata"].get("deletionTimestamp"):
             return None
-        pods = owned_pods(self.store, rs)
-        self._adopt(rs, pods)
+        everything, _ = self.store.list(PODS, namespace)
+        pods = owned_pods(self.store, rs, everything)
+        self._adopt(rs, pods, everything)
         active = [pod for pod in pods if is_active(pod)]
         wanted = int(rs.get("spec", {}).get("replicas", 1))
         diff = wanted - len(active)
@@ -75,12 +79,12 @@ class ReplicaSetController(Controller):
         elif diff < 0:
             for pod in self._deletion_order(active)[:-diff]:
                 self._delete_pod(rs, pod)
-        return self._write_status(rs)
+        return self._write_status(rs, None if diff else pods)
 
-    def _adopt(self, rs: dict[str, Any], pods: list[dict[str, Any]]) -> None:
+    def _adopt(
+        self, rs: dict[str, Any], pods: list[dict[str, Any]], candidates: list[dict[str, Any]]
+    ) -> None:
         """Orphans matching the selector become ours (the controller's adoption)."""
-        meta = rs["metadata"]
-        candidates, _ = self.store.list(PODS, meta["namespace"])
         selector = rs.get("spec", {}).get("selector")
         for pod in candidates:
             pod_meta = pod["metadata"]
@@ -153,9 +157,12 @@ class ReplicaSetController(Controller):
         ordered = sorted(pods, key=rank)
         return ordered
 
-    def _write_status(self, rs: dict[str, Any]) -> float | None:
+    def _write_status(self, rs: dict[str, Any], owned: list[dict[str, Any]] | None) -> float | None:
+        """``owned`` is the pod list when this reconcile changed nothing (saves a second list)."""
         latest = self.store.get(REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"])
-        pods = [pod for pod in owned_pods(self.store, latest) if is_active(pod)]
+        pods = [
+            pod for pod in (owned if owned is not None else owned_pods(self.store, latest)) if is_active(pod)
+        ]
         spec = latest.get("spec", {})
         min_ready = int(spec.get("minReadySeconds", 0) or 0)
         now = time.time()
