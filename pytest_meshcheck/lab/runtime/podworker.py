@@ -163,7 +163,7 @@ class PodWorker:
             self._sandbox()
             while not self._stop.is_set() and not self._removed.is_set():
                 if self.pod["metadata"].get("deletionTimestamp"):
-                    self._terminate(graceful=True)
+                    self._terminate(announce=True)
                     self._delete_object()
                     return
                 self._wake.clear()
@@ -171,10 +171,10 @@ class PodWorker:
                 self._step(now)
                 self._write_status()
                 self._wake.wait(timeout=self._next_wakeup(time.monotonic()))
-            self._terminate(graceful=not self._removed.is_set())
+            self._terminate(announce=self._removed.is_set())
         except Exception:
             log.exception("pod worker %s/%s crashed", self.namespace, self.name)
-            self._terminate(graceful=False)
+            self._terminate(announce=False)
         finally:
             if self.pod_ip:
                 self._addresses.release_pod_ip(self.pod_ip)
@@ -631,7 +631,9 @@ class PodWorker:
         slot.waiting("ContainerCreating")
 
     # -- termination -----------------------------------------------------------------------
-    def _terminate(self, *, graceful: bool) -> None:
+    def _terminate(self, *, announce: bool) -> None:
+        """Stop every container, apps first, native sidecars last. ``announce`` (a pod being
+        deleted, not the whole lab stopping) records the kubelet's Killing events."""
         meta = self.pod.get("metadata", {})
         grace = float(
             meta.get("deletionGracePeriodSeconds")
@@ -643,14 +645,14 @@ class PodWorker:
             instance = slot.current
             if instance is None:
                 continue
-            if graceful:
+            if announce:
                 self._recorder.normal(
                     self.pod, "Killing", f"Stopping container {slot.name}", field_path=self._field_path(slot)
                 )
             slot.state = slot.terminated(exit_code=0, reason="Completed", started=instance.started_epoch)
             self._stop_instance(slot, instance, grace=min(grace, 10.0))
             slot.ready = False
-        if graceful and not self._removed.is_set():
+        if announce and not self._removed.is_set():
             with contextlib.suppress(StoreError):
                 self._write_status()
 

@@ -335,6 +335,7 @@ def test_deleting_a_pod_stops_its_containers_and_frees_its_address(core: LabCore
     kubelet = core.kubelet
     assert kubelet is not None
     wait_for("worker gone", lambda: ("default", "gone") not in kubelet.running_pods())
+    assert "Killing" in event_reasons(core, "gone")
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((ip, 8080), timeout=1).close()
 
