@@ -522,7 +522,7 @@ class PodWorker:
     def _env(self, slot: ContainerSlot) -> dict[str, str]:
         from pytest_meshcheck.lab.runtime.envvars import container_env
 
-        return container_env(
+        env = container_env(
             self.pod,
             slot.spec,
             store=self._store,
@@ -530,6 +530,18 @@ class PodWorker:
             node_name=self._config.node_name,
             node_ip=self._config.node_ip,
         )
+        # Every container learns where the API is, as in-cluster clients expect.
+        try:
+            api_ip = self._dns.resolve("kubernetes", "default")
+        except LookupError:
+            return env
+        defaults = {
+            "KUBERNETES_SERVICE_HOST": api_ip,
+            "KUBERNETES_SERVICE_PORT": "443",
+            "KUBERNETES_SERVICE_PORT_HTTPS": "443",
+            "KUBERNETES_PORT": f"tcp://{api_ip}:443",
+        }
+        return {**defaults, **env}
 
     # -- probes ----------------------------------------------------------------------------
     def _arm_probes(self, slot: ContainerSlot, now: float) -> None:

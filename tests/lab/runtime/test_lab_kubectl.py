@@ -131,6 +131,9 @@ def test_deployment_lifecycle_with_kubectl(lab: Lab) -> None:
         "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}",
     )
     assert int(revision) >= 3
+    environment = kubectl(lab, "-n", "e2e", "exec", "deployment/echo", "--", "env")
+    api_ip = kubectl(lab, "get", "svc", "kubernetes", "-o", "jsonpath={.spec.clusterIP}")
+    assert f"KUBERNETES_SERVICE_HOST={api_ip}" in environment.splitlines()
     logs = kubectl(lab, "-n", "e2e", "logs", "deployment/echo")
     assert "listening on" in logs
     kubectl(lab, "-n", "e2e", "label", "deployment", "echo", "tier=test")
