@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pytest_meshcheck.lab.apimachinery import ownership, patches, validation
@@ -689,6 +689,8 @@ class Store:
         meta = obj["metadata"]
         if not meta.get("deletionTimestamp") or meta.get("finalizers"):
             return False
+        if kind.storage_key == ("", "pods") and meta.get("deletionGracePeriodSeconds"):
+            return False  # the kubelet removes it once its containers have stopped
         return not (kind.storage_key == ("", "namespaces") and (obj.get("spec") or {}).get("finalizers"))
 
     def _remove(self, kind: ResourceKind, key: ObjectKey, stored: Obj, final: Obj) -> Obj:
@@ -820,9 +822,14 @@ class Store:
         preconditions_uid: str | None = None,
         preconditions_resource_version: str | None = None,
         dry_run: bool = False,
+        grace_period_seconds: int | None = None,
     ) -> Obj:
         """Delete now, or (when finalizers remain, or for a namespace, or with Foreground/Orphan
-        propagation) mark with ``deletionTimestamp`` and let the finalizers' owners finish."""
+        propagation) mark with ``deletionTimestamp`` and let the finalizers' owners finish.
+
+        A pod bound to a node is deleted gracefully, as on a real cluster: it is marked with
+        ``deletionTimestamp`` = now + grace period and the kubelet removes it, after stopping its
+        containers, with ``grace_period_seconds=0``. Unscheduled and finished pods go at once."""
         kind = self._kind(gvr)
         if propagation not in ("Background", "Foreground", "Orphan"):
             raise BadRequest(f"unsupported propagation policy {propagation!r}")
@@ -866,6 +873,7 @@ class Store:
             meta = new["metadata"]
             finalizers = list(meta.get("finalizers") or [])
             is_namespace = kind.storage_key == ("", "namespaces")
+            grace = _pod_grace(kind, stored, grace_period_seconds)
             if (
                 propagation == "Foreground"
                 and "foregroundDeletion" not in finalizers
@@ -874,15 +882,24 @@ class Store:
                 finalizers.append("foregroundDeletion")
             if propagation == "Orphan" and "orphan" not in finalizers and not meta.get("deletionTimestamp"):
                 finalizers.append("orphan")
-            if not finalizers and not is_namespace:
+            if not finalizers and not is_namespace and grace == 0:
                 return self._remove(kind, key, stored, new)
-            if meta.get("deletionTimestamp") and finalizers == list(meta.get("finalizers") or []):
+            shortened = grace == 0 and bool(meta.get("deletionGracePeriodSeconds"))
+            if shortened:
+                meta["deletionGracePeriodSeconds"] = 0
+            if (
+                meta.get("deletionTimestamp")
+                and finalizers == list(meta.get("finalizers") or [])
+                and not shortened
+            ):
                 return self._present(kind, stored)
             meta["finalizers"] = finalizers
             if not finalizers:
                 meta.pop("finalizers")
-            meta.setdefault("deletionTimestamp", now_rfc3339())
-            meta.setdefault("deletionGracePeriodSeconds", 0)
+            if not meta.get("deletionTimestamp"):
+                deadline = datetime.now(UTC) + timedelta(seconds=grace)
+                meta["deletionTimestamp"] = deadline.strftime("%Y-%m-%dT%H:%M:%SZ")
+                meta["deletionGracePeriodSeconds"] = grace
             if is_namespace:
                 new.setdefault("status", {})["phase"] = "Terminating"
             meta["resourceVersion"] = str(self._next_rv())
@@ -1006,6 +1023,20 @@ class Store:
         for kind, crd in self.all_objects():
             if kind.storage_key == ("apiextensions.k8s.io", "customresourcedefinitions"):
                 self._registry.register_crd(crd)
+
+
+def _pod_grace(kind: ResourceKind, pod: Obj, requested: int | None) -> int:
+    """Seconds a deleted pod gets to terminate; 0 means remove now."""
+    if kind.storage_key != ("", "pods"):
+        return 0
+    spec = pod.get("spec") or {}
+    phase = (pod.get("status") or {}).get("phase")
+    if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
+        return 0
+    if requested is not None:
+        return max(int(requested), 0)
+    default = spec.get("terminationGracePeriodSeconds")
+    return int(default) if isinstance(default, int) and default >= 0 else 30
 
 
 def _conflict(kind: ResourceKind, name: str) -> Conflict:

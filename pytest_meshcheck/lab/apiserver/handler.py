@@ -444,6 +444,7 @@ class ApiHandler(BaseHTTPRequestHandler):
                             meta["name"],
                             propagation=options[0],
                             dry_run=self._dry_run(),
+                            grace_period_seconds=self._grace,
                         )
                     )
                 except NotFound:
@@ -547,6 +548,7 @@ class ApiHandler(BaseHTTPRequestHandler):
                 preconditions_uid=uid,
                 preconditions_resource_version=rv,
                 dry_run=self._dry_run(),
+                grace_period_seconds=self._grace,
             )
             self._send_json(200, deleted)
         elif method == "POST" and sub == "eviction" and kind.storage_key == ("", "pods"):
@@ -607,8 +609,11 @@ class ApiHandler(BaseHTTPRequestHandler):
         return agent.split("/")[0] if agent else f"unknown-{operation}"
 
     def _delete_options(self) -> tuple[str, str | None, str | None]:
+        """(propagation, uid precondition, resourceVersion precondition); the grace period
+        lands in ``self._grace``."""
         propagation = self._param("propagationPolicy")
         uid = rv = None
+        grace_text = self._param("gracePeriodSeconds")
         length = self.headers.get("Content-Length")
         if length and length != "0":
             options = self._parse_body()
@@ -620,6 +625,12 @@ class ApiHandler(BaseHTTPRequestHandler):
             rv = preconditions.get("resourceVersion")
             if options.get("dryRun"):
                 self._query.setdefault("dryRun", []).extend(options["dryRun"])
+            if options.get("gracePeriodSeconds") is not None:
+                grace_text = str(options["gracePeriodSeconds"])
+        try:
+            self._grace = int(grace_text) if grace_text else None
+        except ValueError as exc:
+            raise BadRequest(f"invalid gracePeriodSeconds {grace_text!r}") from exc
         if self._param("orphanDependents") == "true" and not propagation:
             propagation = "Orphan"
         return propagation or "Background", uid, rv

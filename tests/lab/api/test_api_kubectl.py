@@ -284,3 +284,12 @@ def test_delete_with_cascade_orphan_keeps_dependents(lab: Lab, ns: str) -> None:
     lab.kubectl("-n", ns, "delete", "cm", "owner", "--cascade=orphan", "--wait", "--timeout=20s")
     child = lab.store.get(GVR.core("configmaps"), ns, "child")
     assert not child["metadata"].get("ownerReferences")
+
+
+def test_kubectl_delete_pod_grace_period(lab: Lab, ns: str) -> None:
+    spec = {"nodeName": "node-1", "containers": [{"name": "c", "image": "i"}]}
+    lab.store.create(GVR.core("pods"), {"metadata": {"name": "slow"}, "spec": spec}, namespace=ns)
+    lab.kubectl("-n", ns, "delete", "pod", "slow", "--wait=false")
+    assert "Terminating" in lab.kubectl("-n", ns, "get", "pod", "slow").stdout
+    lab.kubectl("-n", ns, "delete", "pod", "slow", "--grace-period=0", "--force")
+    assert lab.kubectl("-n", ns, "get", "pod", "slow", check=False).returncode != 0

@@ -345,3 +345,26 @@ def test_crd_serves_custom_resources_and_deletion_removes_them(store: Store) -> 
     store.delete(CRDS, None, "widgets.example.com")
     assert store.kinds().find(widgets) is None
     assert not [o for k, o in store.all_objects() if k.kind == "Widget"]
+
+
+def test_bound_pods_are_deleted_gracefully(store: Store) -> None:
+    spec = {
+        "nodeName": "node-1",
+        "terminationGracePeriodSeconds": 5,
+        "containers": [{"name": "c", "image": "i"}],
+    }
+    store.create(PODS, {"metadata": {"name": "bound"}, "spec": spec}, namespace="default")
+    marked = store.delete(PODS, "default", "bound")
+    assert marked["metadata"]["deletionGracePeriodSeconds"] == 5 and marked["metadata"]["deletionTimestamp"]
+    assert store.get(PODS, "default", "bound")["metadata"]["deletionTimestamp"]
+    store.delete(PODS, "default", "bound", grace_period_seconds=0)
+    with pytest.raises(errors.NotFound):
+        store.get(PODS, "default", "bound")
+    store.create(
+        PODS,
+        {"metadata": {"name": "unbound"}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
+        namespace="default",
+    )
+    store.delete(PODS, "default", "unbound")
+    with pytest.raises(errors.NotFound):
+        store.get(PODS, "default", "unbound")
