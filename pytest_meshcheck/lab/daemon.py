@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -156,6 +157,15 @@ def up(
     existing = running(name)
     if existing is not None:
         if api_answers(existing.kubeconfig):
+            if (
+                kubeconfig is not None
+                and Path(kubeconfig).expanduser().resolve() != existing.kubeconfig.resolve()
+            ):
+                target = Path(kubeconfig).expanduser().resolve()
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.touch(mode=0o600)
+                target.write_bytes(existing.kubeconfig.read_bytes())
+                return dataclasses.replace(existing, kubeconfig=target)
             return existing
         raise LabDaemonError(
             f"lab {name!r} runs (pid {existing.pid}) but its API does not answer; "

@@ -91,10 +91,12 @@ def test_two_labs_run_side_by_side_and_down_frees_their_ports(
     assert not port_open(two.url)
 
 
-def test_up_returns_the_running_lab_instead_of_starting_another(home: Path) -> None:
+def test_up_returns_the_running_lab_instead_of_starting_another(home: Path, tmp_path: Path) -> None:
     first = daemon.up("again")
-    second = daemon.up("again")
+    second = daemon.up("again", kubeconfig=tmp_path / "copy" / "config")
     assert second.pid == first.pid and second.url == first.url
+    assert second.kubeconfig == (tmp_path / "copy" / "config").resolve()
+    assert second.kubeconfig.read_text() == first.kubeconfig.read_text()
     assert daemon.down("again")
 
 
