@@ -16,8 +16,15 @@ import pytest
 from pytest_meshcheck import hookspecs
 from pytest_meshcheck.errors import ConfigError
 from pytest_meshcheck.fixtures import (  # noqa: F401  (fixtures are registered by being here)
+    meshcheck_bookinfo,
     meshcheck_cluster,
+    meshcheck_gateway_url,
+    meshcheck_kiali,
     meshcheck_kube,
+    meshcheck_mesh,
+    meshcheck_namespace,
+    meshcheck_probe,
+    meshcheck_prometheus,
     meshcheck_settings,
 )
 from pytest_meshcheck.providers.base import Provider

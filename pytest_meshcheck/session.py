@@ -10,10 +10,15 @@ down once at the end. xdist workers never provision: they receive the settings a
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
+import tempfile
 import threading
+import time
 import types
-from typing import Any
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,11 +26,15 @@ from pytest_meshcheck.errors import HarnessError, MeshcheckError, ProviderError
 from pytest_meshcheck.providers.base import ClusterHandle, Provider
 from pytest_meshcheck.settings import Settings
 
+if TYPE_CHECKING:
+    from pytest_meshcheck.kube.client import Kube
+
 SESSION_PLUGIN_NAME = "meshcheck-session"
 
 WORKERINPUT_SETTINGS = "meshcheck_settings"
 WORKERINPUT_HANDLE = "meshcheck_handle"
 WORKERINPUT_ERROR = "meshcheck_provision_error"
+WORKERINPUT_RUN_DIR = "meshcheck_run_dir"
 
 
 class MeshcheckSession:
@@ -41,11 +50,18 @@ class MeshcheckSession:
         self._error: str | None = None
         self._torn_down = False
         self._previous_sigterm: Any = None
+        self._kube: Kube | None = None
+        self._last_progress: dict[str, float] = {}
         if self.is_worker:
             workerinput: dict[str, Any] = config.workerinput  # type: ignore[attr-defined]
             if WORKERINPUT_HANDLE in workerinput:
                 self._handle = ClusterHandle.from_json(workerinput[WORKERINPUT_HANDLE])
             self._error = workerinput.get(WORKERINPUT_ERROR)
+            self.run_dir = Path(
+                workerinput.get(WORKERINPUT_RUN_DIR) or tempfile.mkdtemp(prefix="meshcheck-run-")
+            )
+        else:
+            self.run_dir = Path(tempfile.mkdtemp(prefix="meshcheck-run-"))
 
     # ----------------------------------------------------------------------------------------
     # Provisioning
@@ -92,8 +108,11 @@ class MeshcheckSession:
         if self.is_worker or self._torn_down:
             return
         self._torn_down = True
+        problems: list[str] = []
         try:
             if self._provider is not None:
+                if not self.settings.keep_cluster:
+                    problems = self._remove_layers()
                 if self.settings.keep_cluster:
                     reporter = self.config.pluginmanager.get_plugin("terminalreporter")
                     if reporter is not None and self._handle is not None:
@@ -104,7 +123,75 @@ class MeshcheckSession:
                 else:
                     self._provider.teardown()
         finally:
+            if self._kube is not None:
+                self._kube.close()
+            shutil.rmtree(self.run_dir, ignore_errors=True)
             self._restore_sigterm_handler()
+        if problems:
+            # Raising here would turn a finished run into an internal error; say it loudly instead.
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            message = "meshcheck: teardown left things behind: " + "; ".join(problems)
+            if reporter is not None:
+                reporter.write_line(message, red=True, bold=True)
+            else:
+                import sys
+
+                sys.stderr.write(message + "\n")
+
+    # ----------------------------------------------------------------------------------------
+    # What the run installs on the cluster (see install/layers.py)
+    # ----------------------------------------------------------------------------------------
+
+    def kube(self) -> Kube:
+        """This process's client for the run's cluster."""
+        if self._kube is None:
+            from pytest_meshcheck.kube.client import connect
+
+            handle = self.cluster()
+            self._kube = connect(handle.kubeconfig, handle.context)
+        return self._kube
+
+    def layer(self, name: str) -> Mapping[str, Any]:
+        """Install layer ``name`` (and what it needs) once per run; return its recorded result."""
+        from pytest_meshcheck.install.layers import LayerStore
+        from pytest_meshcheck.install.plan import LAYERS
+
+        layer = LAYERS[name]
+        for needed in layer.needs:
+            self.layer(needed)
+        return LayerStore(self.run_dir).ensure(layer, self._layer_context())
+
+    def _layer_context(self) -> Any:
+        from pytest_meshcheck.install.layers import LayerContext
+
+        return LayerContext(
+            kube=self.kube(), settings=self.settings, handle=self.cluster(), progress=self.progress
+        )
+
+    def progress(self, message: str, elapsed: float) -> None:
+        """A progress line for long waits, at most every 10 s per message kind (owner process only)."""
+        if self.is_worker:
+            return
+        kind = message.split(":", 1)[0]
+        now = time.monotonic()
+        if now - self._last_progress.get(kind, 0.0) < 10.0:
+            return
+        self._last_progress[kind] = now
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"meshcheck: {message} ({elapsed:.0f}s)")
+
+    def _remove_layers(self) -> list[str]:
+        """Uninstall what the run installed, unless the provider's teardown destroys the cluster."""
+        if self._handle is None or getattr(self._provider, "destroys_cluster", False):
+            return []
+        from pytest_meshcheck.install.layers import LayerStore
+        from pytest_meshcheck.install.plan import LAYERS
+
+        store = LayerStore(self.run_dir)
+        if not store.installed():
+            return []
+        return store.remove_all(LAYERS, self._layer_context())
 
     # ----------------------------------------------------------------------------------------
     # SIGTERM: CI systems stop jobs with SIGTERM; turning it into KeyboardInterrupt lets pytest
@@ -136,6 +223,7 @@ class MeshcheckSession:
     def pytest_configure_node(self, node: Any) -> None:
         """xdist controller: provision before the first worker starts, hand the result over."""
         node.workerinput[WORKERINPUT_SETTINGS] = self.settings.to_json()
+        node.workerinput[WORKERINPUT_RUN_DIR] = str(self.run_dir)
         if self.config.option.collectonly:
             return
         try:

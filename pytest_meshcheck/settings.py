@@ -414,6 +414,15 @@ OPTIONS: tuple[Option, ...] = (
         group="mesh",
     ),
     _opt(
+        "istio-manifest",
+        "istio_manifest",
+        "",
+        parse_optional_path,
+        "Rendered Istio bundle for --meshcheck-install=manifest (e.g. `istioctl manifest generate` output).",
+        metavar="PATH",
+        group="mesh",
+    ),
+    _opt(
         "reuse",
         "reuse",
         "false",
@@ -669,6 +678,7 @@ class Settings:
     istio_profile: str
     istioctl: Path | None
     istio_download_url: str
+    istio_manifest: Path | None
     reuse: bool
     image_registry: str
     bookinfo_manifest: Path | None

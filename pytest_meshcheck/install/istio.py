@@ -72,6 +72,44 @@ def running_control_plane_version(kube: Kube, revision: str) -> str | None:
     return None
 
 
+def istio_manifest_text(settings: Settings) -> str:
+    """The bundle the ``manifest`` method applies: the user's ``--meshcheck-istio-manifest`` as is,
+    else the shipped manifests in ``fixtures/istio/`` rendered for the version and revision.
+
+    The shipped files are ``string.Template`` texts with ``${ISTIO_VERSION}``, ``${REVISION}``,
+    ``${REVISION_SUFFIX}`` (``-<rev>`` or empty) and ``${HUB}`` (the image registry).
+    """
+    from string import Template
+
+    from pytest_meshcheck.resources import data_dir
+
+    if settings.istio_manifest is not None:
+        try:
+            return settings.istio_manifest.read_text()
+        except OSError as exc:
+            raise InstallError(
+                f"cannot read --meshcheck-istio-manifest {settings.istio_manifest}: {exc}"
+            ) from exc
+    files = sorted(data_dir().joinpath("istio").glob("*.yaml"))
+    if not files:
+        raise InstallError("no shipped Istio manifests found (fixtures/istio/*.yaml)")
+    values = {
+        "ISTIO_VERSION": settings.istio_version,
+        "REVISION": settings.istio_revision,
+        "REVISION_SUFFIX": f"-{settings.istio_revision}" if settings.istio_revision else "",
+        "HUB": (settings.image_registry.rstrip("/") + "/istio")
+        if settings.image_registry
+        else "docker.io/istio",
+    }
+    rendered = []
+    for path in files:
+        try:
+            rendered.append(Template(path.read_text()).substitute(values))
+        except (KeyError, ValueError) as exc:
+            raise InstallError(f"the Istio manifest {path.name} has a bad placeholder: {exc}") from exc
+    return "\n---\n".join(rendered)
+
+
 def istioctl_install_args(settings: Settings, istioctl: Path, kubeconfig: Path, context: str) -> list[str]:
     args = [str(istioctl), "install", "-y", "--kubeconfig", str(kubeconfig)]
     if context:
@@ -155,6 +193,10 @@ class IstioInstaller:
     @property
     def method(self) -> str:
         return self.settings.install_method
+
+    def mark_installed_by_run(self) -> None:
+        """Record that this run installed the mesh (used when another process did the install)."""
+        self._installed_by_us = True
 
     def install(self) -> MeshInstall:
         settings = self.settings

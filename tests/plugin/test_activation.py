@@ -166,6 +166,7 @@ FREE_TEXT = {
     "istioctl",
     "image_registry",
     "bookinfo_manifest",
+    "istio_manifest",
 }
 
 
