@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pytest_meshcheck.report.commands import add_report_commands
 
     add_report_commands(commands)
+    from pytest_meshcheck.install.commands import add_images_command
+
+    add_images_command(commands)
     return parser
 
 

@@ -71,3 +71,25 @@ def rewrite_documents(docs: Iterable[Mapping[str, Any]], registry: str) -> list[
                         container["image"] = rewrite_image(str(container["image"]), registry)
         result.append(copied)
     return result
+
+
+def istio_images(version: str, hub: str = "docker.io/istio") -> list[str]:
+    """The control-plane and proxy images of an Istio release (the ingress gateway runs proxyv2)."""
+    return [f"{hub}/pilot:{version}", f"{hub}/proxyv2:{version}"]
+
+
+def run_images(istio_version: str, *, registry: str = "", upgrade_to: str = "") -> list[str]:
+    """Every image a run pulls (the upgrade target's too), rewritten onto ``registry`` if given."""
+    from pytest_meshcheck.install.addons import addon_pins
+    from pytest_meshcheck.kube.apply import load_documents
+    from pytest_meshcheck.resources import data_file
+
+    images = istio_images(istio_version)
+    if upgrade_to:
+        images += istio_images(upgrade_to)
+    pins = addon_pins(istio_version)
+    images += [pins.prometheus_image, pins.kiali_image]
+    for parts in (("bookinfo", "bookinfo.yaml"), ("probes", "httpbin.yaml"), ("probes", "curl.yaml")):
+        images += images_in(load_documents(data_file(*parts).read_text(), source="/".join(parts)))
+    unique = list(dict.fromkeys(images))
+    return [rewrite_image(image, registry) for image in unique]

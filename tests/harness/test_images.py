@@ -50,3 +50,31 @@ def test_init_containers_and_cronjobs_count() -> None:
         },
     }
     assert images_in([doc]) == ["a:1", "b:2"]
+
+
+def test_meshcheck_images_lists_everything_a_run_pulls(capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_meshcheck import cli
+
+    assert cli.main(["images", "--istio-version", "1.27.1", "--upgrade-to", "1.28.0"]) == 0
+    listed = capsys.readouterr().out.split()
+    assert "docker.io/istio/pilot:1.27.1" in listed
+    assert "docker.io/istio/proxyv2:1.28.0" in listed
+    assert "docker.io/prom/prometheus:v3.4.2" in listed
+    assert "quay.io/kiali/kiali:v2.12.0" in listed
+    assert "docker.io/mccutchen/go-httpbin:v2.15.0" in listed
+    assert len([i for i in listed if "examples-bookinfo" in i]) == 6
+    assert len(listed) == len(set(listed))
+    assert (
+        cli.main(["images", "--istio-version", "1.27.1", "--image-registry", "ecr.local/m", "--pairs"]) == 0
+    )
+    pairs = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert all(target == "ecr.local/m/" + source.split("/", 1)[1] for source, target in pairs)
+
+
+def test_meshcheck_images_rejects_a_bad_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_meshcheck import cli
+
+    with pytest.raises(SystemExit) as info:
+        cli.main(["images", "--istio-version", "latest"])
+    assert info.value.code == 2
+    assert "major.minor.patch" in capsys.readouterr().err
