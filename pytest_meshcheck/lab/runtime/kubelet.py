@@ -11,6 +11,7 @@ import io
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -78,8 +79,12 @@ class Kubelet:
             self._thread.join(timeout=5.0)
         with self._lock:
             workers = list(self._workers.values())
+        # All pods stop at once, as on a node shutting down; the wait is bounded as a whole.
         for worker in workers:
-            worker.shutdown(timeout=timeout / max(len(workers), 1) + 1.0)
+            worker.shutdown()
+        deadline = time.monotonic() + timeout
+        for worker in workers:
+            worker.join(timeout=max(deadline - time.monotonic(), 0.1))
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -138,11 +138,11 @@ class PodWorker:
         self._removed.set()
         self._wake.set()
 
-    def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop every container (the lab is stopping); leave the pod object alone."""
+    def shutdown(self) -> None:
+        """Begin stopping every container (the lab is stopping); the pod object stays. ``join``
+        waits for it."""
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=timeout)
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout=timeout)
