@@ -39,8 +39,9 @@ CLUSTER_KINDS: tuple[str, ...] = ("lab", "kubeconfig", "eks")
 INSTALL_METHODS: tuple[str, ...] = ("auto", "istioctl", "helm", "manifest", "skip")
 MTLS_MODES: tuple[str, ...] = ("STRICT", "PERMISSIVE")
 
-#: Istio release installed when nothing else is asked for.
-DEFAULT_ISTIO_VERSION = "1.27.1"
+#: Istio release installed when nothing else is asked for: the newest patch release we know of
+#: (its addon pins are in install/addons.py). Bump both together.
+DEFAULT_ISTIO_VERSION = "1.30.3"
 
 SOURCES: tuple[str, ...] = ("cli", "env", "ini", "default")
 

@@ -44,7 +44,7 @@ def test_defaults_parse_and_are_reported_as_defaults() -> None:
         ("1.26.3", "1.25.0", "1.24.0", "1.26.3", "cli"),
         (None, "1.25.0", "1.24.0", "1.25.0", "env"),
         (None, None, "1.24.0", "1.24.0", "ini"),
-        (None, None, None, "1.27.1", "default"),
+        (None, None, None, "1.30.3", "default"),
     ],
 )
 def test_precedence_cli_env_ini_default(
