@@ -4,6 +4,7 @@ Kubernetes' load balancers left in it."""
 from __future__ import annotations
 
 import ipaddress
+from datetime import UTC, datetime
 
 from pytest_meshcheck.providers.eks import tags as T
 from pytest_meshcheck.providers.eks import vpc
