@@ -99,6 +99,7 @@ class MeshLab:
         sidecar: bool = True,
         router: bool = False,
         status: int = 200,
+        http_apps: bool = True,
     ) -> PodHandle:
         ip, local = self.addresses.take()
         obj = pod(
@@ -113,7 +114,7 @@ class MeshLab:
         )
         self.store.put(obj)
         handle = PodHandle(name, namespace, ip, local, obj)
-        if not router:
+        if not router and http_apps:
             for port in ports:
                 handle.apps.append(EchoApp((local if sidecar else ip, port), status=status))
         if sidecar or router:

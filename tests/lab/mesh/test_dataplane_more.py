@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from meshlab_env import WAIT, MeshLab, mesh_get, plain_get
+from meshlab_fakes import TcpEchoApp, iter_metric_lines
+from meshlab_objects import istio, peer_auth
+
+SLEEP = "spiffe://cluster.local/ns/apps/sa/sleep"
+
+
+@pytest.fixture
+def lab() -> Iterator[MeshLab]:
+    mesh = MeshLab()
+    try:
+        yield mesh
+    finally:
+        mesh.close()
+
+
+def scrape(ip: str) -> str:
+    with urllib.request.urlopen(f"http://{ip}:15020/stats/prometheus", timeout=10) as response:
+        return str(response.read().decode())
+
+
+def test_tcp_relay_with_mtls_and_tcp_metrics(lab: MeshLab) -> None:
+    service_ip = lab.service("echo", "apps", {"app": "echo"}, ports=(("tcp-echo", 9000, 9000),))
+    server = lab.add_pod("echo-a", {"app": "echo", "version": "v1"}, ports=(9000,), http_apps=False)
+    echo = TcpEchoApp((server.local, 9000))
+    try:
+        lab.apply(peer_auth("default", "istio-system", "STRICT"))
+        client = lab.add_pod("sleep-a", {"app": "sleep"}, ports=(80,))
+        sock = socket.create_connection((client.ip, 15001), timeout=WAIT)
+        sock.sendall(f"PROXY TCP4 {client.local} {service_ip} 40000 9000\r\n".encode() + b"hello ")
+        sock.sendall(b"mesh")
+        received = b""
+        while len(received) < 10:
+            chunk = sock.recv(100)
+            assert chunk
+            received += chunk
+        assert received == b"HELLO MESH"
+        sock.shutdown(socket.SHUT_WR)
+        assert sock.recv(100) == b""
+        sock.close()
+        raw = socket.create_connection((server.ip, 9000), timeout=WAIT)
+        raw.sendall(b"x")
+        with pytest.raises(ConnectionResetError):  # STRICT: plaintext TCP from outside is reset
+            raw.recv(10)
+        raw.close()
+        client_stats = scrape(client.ip)
+        opened = list(iter_metric_lines(client_stats, "istio_tcp_connections_opened_total"))
+        assert [
+            (s["reporter"], s["destination_workload"], s["connection_security_policy"]) for s in opened
+        ] == [("source", "echo", "mutual_tls")]
+        sent = list(iter_metric_lines(client_stats, "istio_tcp_received_bytes_total"))
+        assert sent[0]["__value__"] == "10"
+        closed_at_server = list(iter_metric_lines(scrape(server.ip), "istio_tcp_connections_closed_total"))
+        assert [(s["reporter"], s["source_workload"], s["source_principal"]) for s in closed_at_server] == [
+            ("destination", "sleep", SLEEP)
+        ]
+    finally:
+        echo.close()
+
+
+def test_timeout_and_retries(lab: MeshLab) -> None:
+    service_ip = lab.service("httpbin", "apps", {"app": "httpbin"})
+    server = lab.add_pod("httpbin-a", {"app": "httpbin"}, status=503)
+    client = lab.add_pod("sleep-a", {"app": "sleep"}, ports=(80,))
+    # default retry policy: 503 is retried twice, then answered with URX
+    response = mesh_get(client, service_ip, 8000, "/flaky")
+    assert response.status == 503
+    assert len(server.app.requests) == 3
+    flags = {
+        s["response_flags"]
+        for s in iter_metric_lines(scrape(client.ip), "istio_requests_total")
+        if s["reporter"] == "source"
+    }
+    assert flags == {"URX"}
+    lab.apply(
+        istio(
+            "VirtualService",
+            "httpbin",
+            "apps",
+            {
+                "hosts": ["httpbin"],
+                "http": [
+                    {
+                        "route": [{"destination": {"host": "httpbin"}}],
+                        "timeout": "0.3s",
+                        "retries": {"attempts": 0},
+                    }
+                ],
+            },
+        )
+    )
+    server.app.status = 200
+    server.app.release.clear()
+    try:
+        timed_out = mesh_get(client, service_ip, 8000, "/slow")
+    finally:
+        server.app.release.set()
+    assert timed_out.status == 504
+    assert timed_out.body == b"upstream request timeout"
+
+
+def test_app_probe_rewrite_served_by_the_agent(lab: MeshLab) -> None:
+    lab.service("httpbin", "apps", {"app": "httpbin"})
+    server = lab.add_pod("httpbin-a", {"app": "httpbin"})
+    prober = (
+        '{"/app-health/app/readyz": {"httpGet": {"path": "/status/200", "port": 8000}, "timeoutSeconds": 1}}'
+    )
+    server.proxy.ctx.env = {"ISTIO_KUBE_APP_PROBERS": prober}
+    with urllib.request.urlopen(f"http://{server.ip}:15020/app-health/app/readyz", timeout=10) as response:
+        assert response.status == 200
+    assert server.app.requests[-1]["path"] == "/status/200"
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"http://{server.ip}:15020/app-health/other/livez", timeout=10)
+    assert missing.value.code == 404
+    # PERMISSIVE by default, so the kubelet-style plaintext call also works on the app port
+    assert plain_get(server.ip, 8000).status == 200
