@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 from lab_api_support import Lab
 
@@ -293,3 +294,16 @@ def test_kubectl_delete_pod_grace_period(lab: Lab, ns: str) -> None:
     assert "Terminating" in lab.kubectl("-n", ns, "get", "pod", "slow").stdout
     lab.kubectl("-n", ns, "delete", "pod", "slow", "--grace-period=0", "--force")
     assert lab.kubectl("-n", ns, "get", "pod", "slow", check=False).returncode != 0
+
+
+def test_project_manifests_apply_and_reapply_unchanged(lab: Lab, ns: str) -> None:
+    fixtures = Path(__file__).resolve().parents[3] / "fixtures"
+    lab.kubectl("apply", "-f", str(fixtures / "istio" / "crds.yaml"))
+    lab.kubectl("wait", "--for=condition=established", "crd/gateways.networking.istio.io", "--timeout=20s")
+    for manifest in ("bookinfo.yaml", "bookinfo-gateway.yaml"):
+        path = str(fixtures / "bookinfo" / manifest)
+        first = lab.kubectl("-n", ns, "apply", "-f", path).stdout.splitlines()
+        assert first and all(line.endswith(" created") for line in first)
+        again = lab.kubectl("-n", ns, "apply", "-f", path).stdout.splitlines()
+        assert again and all(line.endswith(" unchanged") for line in again)
+    assert "bookinfo" in lab.kubectl("-n", ns, "get", "vs", "-o", "name").stdout
