@@ -22,6 +22,7 @@ from pytest_meshcheck.lab.contract import WorkloadFactory
 from pytest_meshcheck.lab.controllers.allocation import ServiceAllocator
 from pytest_meshcheck.lab.controllers.base import Controller
 from pytest_meshcheck.lab.controllers.deployment import DeploymentController
+from pytest_meshcheck.lab.controllers.faults import FaultController, FaultSwitchboard
 from pytest_meshcheck.lab.controllers.nodes import NodeSpec, register_node
 from pytest_meshcheck.lab.controllers.replicaset import ReplicaSetController
 from pytest_meshcheck.lab.controllers.scheduler import Scheduler
@@ -84,6 +85,7 @@ class LabCore:
         max_backoff: float = 300.0,
         services: Mapping[str, Any] | None = None,
         store: Store | None = None,
+        faults: Sequence[str] = (),
     ) -> None:
         if not loopback_routes_all_of_127():
             raise RuntimeError(
@@ -101,7 +103,15 @@ class LabCore:
         self._node_count = nodes
         self._base_backoff = base_backoff
         self._max_backoff = max_backoff
-        self._services = dict(services or {})
+        self._initial_faults = tuple(faults)
+        self.faults = FaultSwitchboard(self._initial_faults)
+        #: What control-plane workloads find in ``WorkloadContext.services``.
+        self._services: dict[str, Any] = {
+            "store": self.store,
+            "faults": self.faults,
+            "lab_name": name,
+            **dict(services or {}),
+        }
         self.addresses: AddressPlan | None = None
         self.nodes: dict[str, str] = {}
         self.controllers: list[Controller] = []
@@ -129,7 +139,10 @@ class LabCore:
             self.nodes[node_name] = spec.ip
         self.gc = GarbageCollector(self.store)
         self.gc.start()
+        fault_controller = FaultController(self.store, self.faults)
+        fault_controller.seed(self._initial_faults)
         self.controllers = [
+            fault_controller,
             ServiceAccountController(self.store),
             Scheduler(self.store),
             ReplicaSetController(self.store),
@@ -238,7 +251,7 @@ class Lab:
             registry=registry or default_registry(extra_images),
             base_backoff=base_backoff,
             max_backoff=max_backoff,
-            services={"lab_name": name, "faults": frozenset(faults)},
+            faults=faults,
         )
         self.api: Any = None
 
@@ -268,9 +281,7 @@ class Lab:
             self.core.expose_api("127.0.0.1", int(self.url.rsplit(":", 1)[1].rstrip("/")))
             self.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
             self.api.write_kubeconfig(self.kubeconfig, self.name)
-            self.core.kubelet.services.update(
-                {"kubeconfig": str(self.kubeconfig), "api_url": self.url, "store": self.core.store}
-            )
+            self.core.kubelet.services.update({"kubeconfig": str(self.kubeconfig), "api_url": self.url})
         except BaseException:
             self.stop()
             raise

@@ -384,3 +384,40 @@ def test_init_container_of_a_server_image_completes_without_serving(core: LabCor
         )
     )
     assert logs == []
+
+
+def test_fault_switchboard_follows_its_configmap(core: LabCore) -> None:
+    from pytest_meshcheck.lab.controllers.faults import FAULTS_CONFIGMAP, FAULTS_KEY, FAULTS_NAMESPACE
+
+    configmaps = GVR.core("configmaps")
+    board = core.faults
+    assert board.active() == set()
+    configmap = core.store.get(configmaps, FAULTS_NAMESPACE, FAULTS_CONFIGMAP)
+    configmap["data"][FAULTS_KEY] = "ratings-5xx, not-a-fault,slow-reviews"
+    core.store.update(configmaps, configmap)
+    wait_for("faults switched on", lambda: board.active() == {"ratings-5xx", "slow-reviews"})
+    events, _ = core.store.list(EVENTS, FAULTS_NAMESPACE)
+    assert any(e["reason"] == "UnknownFault" and "not-a-fault" in e["message"] for e in events)
+    core.store.delete(configmaps, FAULTS_NAMESPACE, FAULTS_CONFIGMAP)
+    wait_for("faults cleared", lambda: board.active() == set())
+
+
+def test_lab_seeds_its_faults_and_hands_services_to_workloads() -> None:
+    from pytest_meshcheck.lab.cluster import default_registry
+
+    from .testimages import TEST_IMAGES
+
+    lab = LabCore("faulty", registry=default_registry(TEST_IMAGES), faults=("gateway-404",))
+    lab.start()
+    try:
+        assert lab.faults.active() == {"gateway-404"}
+        lab.store.create(PODS, pod("svc", echo()))
+        wait_for("svc ready", lambda: ready(lab, "svc"))
+        assert lab.kubelet is not None
+        _, slot = lab.kubelet._slot("default", "svc", "main")
+        assert slot.current is not None
+        services = slot.current.context.services
+        assert services["faults"].active() == {"gateway-404"}
+        assert services["store"] is lab.store
+    finally:
+        lab.stop()
