@@ -42,8 +42,8 @@ def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
 def test_shipped_suites_collected_from_an_empty_directory(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--meshcheck", "--collect-only", "-q")
     assert result.ret == pytest.ExitCode.OK
-    collected = [line for line in result.stdout.lines if "::" in line]
-    assert [line.split("::")[0].rsplit("/", 1)[-1] for line in collected] == [f"test_{s}.py" for s in SUITES]
+    files = [line.split("::")[0].rsplit("/", 1)[-1] for line in result.stdout.lines if "::" in line]
+    assert list(dict.fromkeys(files)) == [f"test_{s}.py" for s in SUITES]
 
 
 def test_suites_selection(pytester: pytest.Pytester) -> None:
@@ -64,12 +64,17 @@ def test_user_tests_run_alongside_the_suites_and_first(pytester: pytest.Pytester
     result = pytester.runpytest("--meshcheck", "--collect-only", "-q")
     collected = [line for line in result.stdout.lines if "::" in line]
     assert collected[0].startswith("test_mine.py::test_mine")
-    assert len(collected) == 1 + len(SUITES)
+    files = {line.split("::")[0].rsplit("/", 1)[-1] for line in collected[1:]}
+    assert files == {f"test_{s}.py" for s in SUITES}
+
+
+#: Suites whose checks have not landed yet: they must skip, never pass.
+PLACEHOLDER_SUITES = ("upgrade", "benchmark")
 
 
 def test_placeholder_suites_skip_with_a_reason_and_never_pass(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest("--meshcheck", "-rs", "-p", "no:randomly")
-    result.assert_outcomes(skipped=len(SUITES))
+    result = pytester.runpytest("--meshcheck", f"--meshcheck-suites={','.join(PLACEHOLDER_SUITES)}", "-rs")
+    result.assert_outcomes(skipped=len(PLACEHOLDER_SUITES))
     result.stdout.fnmatch_lines(["*not implemented yet*nothing was verified*"])
 
 
@@ -84,8 +89,8 @@ def test_markers_are_registered_and_strict_clean(pytester: pytest.Pytester) -> N
 def test_marker_selection_of_a_suite(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--meshcheck", "-m", "meshcheck_mtls", "--collect-only", "-q")
     collected = [line for line in result.stdout.lines if "::" in line]
-    assert len(collected) == 1
-    assert "test_mtls.py" in collected[0]
+    assert collected
+    assert all("test_mtls.py" in line for line in collected)
 
 
 def test_header_shows_each_value_and_its_source(
@@ -108,10 +113,10 @@ def test_header_shows_each_value_and_its_source(
 
 def test_flag_from_env_and_ini(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MESHCHECK", "1")
-    assert pytester.runpytest("--collect-only", "-q").stdout.str().count("::") == len(SUITES)
+    assert pytester.runpytest("--collect-only", "-q").stdout.str().count("::") >= len(SUITES)
     monkeypatch.delenv("MESHCHECK")
     pytester.makeini("[pytest]\nmeshcheck = true\n")
-    assert pytester.runpytest("--collect-only", "-q").stdout.str().count("::") == len(SUITES)
+    assert pytester.runpytest("--collect-only", "-q").stdout.str().count("::") >= len(SUITES)
 
 
 def test_bogus_cluster_exits_4_naming_option_and_choices(pytester: pytest.Pytester) -> None:
