@@ -441,6 +441,8 @@ class Store:
                 secrets.choice(_GENERATE_ALPHABET) for _ in range(5)
             )
         causes = validation.metadata_causes(new, kind.storage_key)
+        if not kind.crd:
+            causes += validation.kind_causes(new, kind.kind)
         if causes:
             raise invalid(kind.kind, kind.group, str(metadata.get("name") or ""), causes)
         for stale in (
@@ -610,6 +612,9 @@ class Store:
             meta["generation"] = current["metadata"].get("generation", 1)
             _normalize(kind, new)
             causes = validation.metadata_causes(new, kind.storage_key)
+            if not kind.crd and subresource != "status":
+                causes += validation.kind_causes(new, kind.kind)
+                causes += validation.immutable_causes(current, new, kind.kind)
             if causes:
                 raise invalid(kind.kind, kind.group, name, causes)
             if _spec_of(new) != _spec_of(current):

@@ -290,3 +290,117 @@ def schema_unknown_fields(value: Any, schema: Mapping[str, Any], path: str = "")
         elif properties is not None and additional is not True:
             unknown.append(f"{path}.{key}")
     return unknown
+
+
+_WORKLOADS = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"})
+
+
+def _container_causes(pod_spec: Any, prefix: str) -> list[dict[str, str]]:
+    if not isinstance(pod_spec, Mapping):
+        return [{"field": prefix, "message": "Required value", "reason": "FieldValueRequired"}]
+    containers = pod_spec.get("containers")
+    if not isinstance(containers, list) or not containers:
+        return [
+            {"field": f"{prefix}.containers", "message": "Required value", "reason": "FieldValueRequired"}
+        ]
+    causes = []
+    seen: set[str] = set()
+    for index, container in enumerate(containers):
+        field = f"{prefix}.containers[{index}]"
+        if not isinstance(container, Mapping):
+            causes.append(
+                {"field": field, "message": "Invalid value: must be an object", "reason": "FieldValueInvalid"}
+            )
+            continue
+        name = container.get("name")
+        if not name:
+            causes.append(
+                {"field": f"{field}.name", "message": "Required value", "reason": "FieldValueRequired"}
+            )
+        elif name in seen:
+            causes.append(
+                {
+                    "field": f"{field}.name",
+                    "message": f'Duplicate value: "{name}"',
+                    "reason": "FieldValueDuplicate",
+                }
+            )
+        else:
+            seen.add(str(name))
+        if not container.get("image"):
+            causes.append(
+                {"field": f"{field}.image", "message": "Required value", "reason": "FieldValueRequired"}
+            )
+    return causes
+
+
+def kind_causes(obj: Mapping[str, Any], kind: str) -> list[dict[str, str]]:
+    """The per-kind checks whose 422s people meet when a manifest is wrong."""
+    spec = obj.get("spec")
+    causes: list[dict[str, str]] = []
+    if kind == "Pod":
+        causes += _container_causes(spec, "spec")
+    elif kind in _WORKLOADS:
+        spec = spec if isinstance(spec, Mapping) else {}
+        selector = spec.get("selector")
+        raw_template = spec.get("template")
+        template: Mapping[str, Any] = raw_template if isinstance(raw_template, Mapping) else {}
+        labels = (template.get("metadata") or {}).get("labels") or {}
+        if not isinstance(selector, Mapping) or not (
+            selector.get("matchLabels") or selector.get("matchExpressions")
+        ):
+            causes.append(
+                {"field": "spec.selector", "message": "Required value", "reason": "FieldValueRequired"}
+            )
+        else:
+            from pytest_meshcheck.lab.apimachinery.selectors import match_label_selector
+
+            if not match_label_selector(selector, labels):
+                causes.append(
+                    {
+                        "field": "spec.template.metadata.labels",
+                        "message": f"Invalid value: {labels!r}: `selector` does not match template `labels`",
+                        "reason": "FieldValueInvalid",
+                    }
+                )
+        causes += _container_causes(template.get("spec"), "spec.template.spec")
+    elif kind == "Service" and isinstance(spec, Mapping):
+        for index, port in enumerate(spec.get("ports") or []):
+            if (
+                not isinstance(port, Mapping)
+                or not isinstance(port.get("port"), int)
+                or not 0 < port["port"] < 65536
+            ):
+                causes.append(
+                    {
+                        "field": f"spec.ports[{index}].port",
+                        "message": "Invalid value: must be between 1 and 65535, inclusive",
+                        "reason": "FieldValueInvalid",
+                    }
+                )
+    return causes
+
+
+#: Fields that cannot change after creation, per kind (dotted paths).
+IMMUTABLE_FIELDS: dict[str, tuple[str, ...]] = {
+    "Deployment": ("spec.selector",),
+    "ReplicaSet": ("spec.selector",),
+    "StatefulSet": ("spec.selector", "spec.serviceName"),
+    "DaemonSet": ("spec.selector",),
+    "Job": ("spec.selector",),
+}
+
+
+def immutable_causes(old: Mapping[str, Any], new: Mapping[str, Any], kind: str) -> list[dict[str, str]]:
+    causes = []
+    for path in IMMUTABLE_FIELDS.get(kind, ()):
+        before: Any = old
+        after: Any = new
+        for part in path.split("."):
+            before = before.get(part) if isinstance(before, Mapping) else None
+            after = after.get(part) if isinstance(after, Mapping) else None
+        if before != after:
+            causes.append(
+                {"field": path, "message": "Invalid value: field is immutable", "reason": "FieldValueInvalid"}
+            )
+    return causes

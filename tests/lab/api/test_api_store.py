@@ -368,3 +368,24 @@ def test_bound_pods_are_deleted_gracefully(store: Store) -> None:
     store.delete(PODS, "default", "unbound")
     with pytest.raises(errors.NotFound):
         store.get(PODS, "default", "unbound")
+
+
+def test_workload_validation_and_immutable_selector(store: Store) -> None:
+    mismatched = _deployment("m")
+    mismatched["spec"]["selector"] = {"matchLabels": {"app": "other"}}
+    with pytest.raises(errors.Invalid, match="selector` does not match template `labels`"):
+        store.create(DEPLOYMENTS, mismatched, namespace="default")
+    no_image = _deployment("n")
+    del no_image["spec"]["template"]["spec"]["containers"][0]["image"]
+    with pytest.raises(errors.Invalid) as missing:
+        store.create(DEPLOYMENTS, no_image, namespace="default")
+    assert missing.value.causes[0]["field"] == "spec.template.spec.containers[0].image"
+    store.create(DEPLOYMENTS, _deployment("k"), namespace="default")
+    moved = {
+        "spec": {
+            "selector": {"matchLabels": {"app": "k", "x": "y"}},
+            "template": {"metadata": {"labels": {"x": "y"}}},
+        }
+    }
+    with pytest.raises(errors.Invalid, match="field is immutable"):
+        store.patch(DEPLOYMENTS, "default", "k", moved, patch_type="strategic")
