@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     options.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     options.set_defaults(handler=_cmd_options)
+    from pytest_meshcheck.lab.commands import add_lab_commands
+
+    add_lab_commands(commands)
     from pytest_meshcheck.providers.eks.commands import add_eks_commands
 
     add_eks_commands(commands)
