@@ -264,3 +264,33 @@ def test_service_and_pod_proxy(
         timeout=10,
     )
     assert missing.status_code == 503 and "no endpoints available" in missing.json()["message"]
+
+
+def _watch_events(lab: Lab, path: str, count: int) -> list[dict[str, object]]:
+    response = requests.get(_url(lab, path), headers=_auth(lab), verify=lab.ca_file, stream=True, timeout=20)
+    assert response.status_code == 200
+    events = []
+    for line in response.iter_lines():
+        if line:
+            events.append(json.loads(line))
+        if len(events) == count:
+            break
+    response.close()
+    return events
+
+
+def test_watch_bookmarks_and_initial_events(lab: Lab, ns: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_meshcheck.lab.apiserver import handler
+
+    monkeypatch.setattr(handler, "BOOKMARK_INTERVAL_SECONDS", 0.1)
+    lab.store.create(GVR.core("configmaps"), {"metadata": {"name": "present"}}, namespace=ns)
+    base = f"/api/v1/namespaces/{ns}/configmaps?watch=1&allowWatchBookmarks=true&timeoutSeconds=10"
+    initial = _watch_events(lab, base + "&sendInitialEvents=true&resourceVersionMatch=NotOlderThan", 2)
+    assert initial[0]["type"] == "ADDED"
+    assert initial[1]["type"] == "BOOKMARK"
+    bookmark = initial[1]["object"]
+    assert isinstance(bookmark, dict) and bookmark["metadata"]["annotations"] == {
+        "k8s.io/initial-events-end": "true"
+    }
+    idle = _watch_events(lab, base + f"&resourceVersion={lab.store.resource_version}", 1)
+    assert idle[0]["type"] == "BOOKMARK"
