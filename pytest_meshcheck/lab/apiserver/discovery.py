@@ -1,8 +1,8 @@
 """Discovery documents: ``/version``, ``/api``, ``/apis`` and the per group-version resource lists.
 
-Only the legacy (unaggregated) documents are served. kubectl 1.32 asks for aggregated discovery
-first, sees a plain ``application/json`` answer and falls back to these, which is the documented
-client behaviour against servers that predate aggregated discovery.
+Both the legacy documents and aggregated discovery (``apidiscovery.k8s.io/v2``, one document for
+``/api`` and one for ``/apis``) are served; kubectl 1.32 asks for the aggregated form first, which
+saves it a request per group version on every cold start.
 """
 
 from __future__ import annotations
@@ -118,3 +118,78 @@ def resource_list(registry: ResourceRegistry, group_name: str, version: str) -> 
         "groupVersion": f"{group_name}/{version}" if group_name else version,
         "resources": resources,
     }
+
+
+AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+AGGREGATED_V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+
+
+def aggregated_media_type(accept: str) -> str | None:
+    """The aggregated discovery type the client asked for first, if any (kubectl asks for v2,
+    then v2beta1, then plain JSON)."""
+    for offered in accept.split(","):
+        normalized = offered.replace(" ", "")
+        if "as=APIGroupDiscoveryList" in normalized and "g=apidiscovery.k8s.io" in normalized:
+            if "v=v2beta1" in normalized:
+                return AGGREGATED_V2BETA1
+            if "v=v2" in normalized:
+                return AGGREGATED_V2
+    return None
+
+
+def _aggregated_resource(kind: ResourceKind) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "resource": kind.resource,
+        "responseKind": {"group": kind.group, "version": kind.version, "kind": kind.kind},
+        "scope": "Namespaced" if kind.namespaced else "Cluster",
+        "singularResource": kind.singular,
+        "verbs": list(kind.verbs),
+    }
+    if kind.short_names:
+        entry["shortNames"] = list(kind.short_names)
+    if kind.categories:
+        entry["categories"] = list(kind.categories)
+    subresources = []
+    for sub in kind.subresources:
+        legacy = _subresource_entry(kind, sub)
+        subresources.append(
+            {
+                "subresource": sub,
+                "responseKind": {
+                    "group": legacy.get("group", kind.group),
+                    "version": legacy.get("version", kind.version),
+                    "kind": legacy["kind"],
+                },
+                "verbs": legacy["verbs"],
+            }
+        )
+    if subresources:
+        entry["subresources"] = subresources
+    return entry
+
+
+def aggregated(registry: ResourceRegistry, *, core: bool, media_type: str) -> dict[str, Any]:
+    """``/api`` (core only) or ``/apis`` (every named group) as one APIGroupDiscoveryList."""
+    items = []
+    for name, versions in registry.group_versions().items():
+        if (name == "") != core:
+            continue
+        items.append(
+            {
+                "metadata": {"name": name, "creationTimestamp": None},
+                "versions": [
+                    {
+                        "version": version,
+                        "resources": [
+                            _aggregated_resource(k) for k in registry.in_group_version(name, version)
+                        ],
+                        "freshness": "Current",
+                    }
+                    for version in versions
+                ],
+            }
+        )
+    api_version = (
+        "apidiscovery.k8s.io/v2beta1" if media_type == AGGREGATED_V2BETA1 else "apidiscovery.k8s.io/v2"
+    )
+    return {"kind": "APIGroupDiscoveryList", "apiVersion": api_version, "metadata": {}, "items": items}

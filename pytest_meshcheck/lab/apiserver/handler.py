@@ -243,13 +243,14 @@ class ApiHandler(BaseHTTPRequestHandler):
     def _send_json(self, code: int, body: Any, *, headers: dict[str, str] | None = None) -> None:
         payload = json.dumps(body, separators=(",", ":")).encode()
         self._started = True
+        extra = dict(headers or {})
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", extra.pop("Content-Type", "application/json"))
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Cache-Control", "no-cache, private")
         for warning in self._warnings:
             self.send_header("Warning", f'299 - "{warning}"')
-        for key, value in (headers or {}).items():
+        for key, value in extra.items():
             self.send_header(key, value)
         self.end_headers()
         if self.command != "HEAD":
@@ -297,11 +298,16 @@ class ApiHandler(BaseHTTPRequestHandler):
         if path == "/version":
             self._send_json(200, discovery.version_info())
             return
-        if path in ("/api", "/api/"):
-            self._send_json(200, discovery.core_versions(f"{api.host}:{api.port}"))
-            return
-        if path in ("/apis", "/apis/"):
-            self._send_json(200, discovery.group_list(registry))
+        if path in ("/api", "/api/", "/apis", "/apis/"):
+            core = path.startswith("/api/") or path == "/api"
+            media_type = discovery.aggregated_media_type(self.headers.get("Accept", ""))
+            if media_type is not None:
+                body = discovery.aggregated(registry, core=core, media_type=media_type)
+                self._send_json(200, body, headers={"Content-Type": media_type})
+            elif core:
+                self._send_json(200, discovery.core_versions(f"{api.host}:{api.port}"))
+            else:
+                self._send_json(200, discovery.group_list(registry))
             return
         if path == "/openapi/v2":
             raise NotFound(

@@ -294,3 +294,28 @@ def test_watch_bookmarks_and_initial_events(lab: Lab, ns: str, monkeypatch: pyte
     }
     idle = _watch_events(lab, base + f"&resourceVersion={lab.store.resource_version}", 1)
     assert idle[0]["type"] == "BOOKMARK"
+
+
+def test_aggregated_discovery_when_asked(lab: Lab) -> None:
+    accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+    answer = requests.get(
+        _url(lab, "/apis"), headers={**_auth(lab), "Accept": accept}, verify=lab.ca_file, timeout=10
+    )
+    assert (
+        answer.headers["Content-Type"]
+        == "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    )
+    groups = {item["metadata"]["name"]: item for item in answer.json()["items"]}
+    deployments = next(
+        r for r in groups["apps"]["versions"][0]["resources"] if r["resource"] == "deployments"
+    )
+    assert (
+        deployments["scope"] == "Namespaced"
+        and {"subresource": "scale"}.items() <= deployments["subresources"][1].items()
+    )
+    core = requests.get(
+        _url(lab, "/api"), headers={**_auth(lab), "Accept": accept}, verify=lab.ca_file, timeout=10
+    ).json()
+    assert [item["metadata"]["name"] for item in core["items"]] == [""]
+    legacy = requests.get(_url(lab, "/apis"), headers=_auth(lab), verify=lab.ca_file, timeout=10).json()
+    assert legacy["kind"] == "APIGroupList"
