@@ -72,12 +72,17 @@ def running_control_plane_version(kube: Kube, revision: str) -> str | None:
     return None
 
 
+#: The shipped bundle's files, in apply order; the webhook file depends on the revision.
+MANIFEST_FILES = ("namespace.yaml", "crds.yaml", "istiod.yaml", "{webhook}", "ingressgateway.yaml")
+
+
 def istio_manifest_text(settings: Settings) -> str:
     """The bundle the ``manifest`` method applies: the user's ``--meshcheck-istio-manifest`` as is,
     else the shipped manifests in ``fixtures/istio/`` rendered for the version and revision.
 
-    The shipped files are ``string.Template`` texts with ``${ISTIO_VERSION}``, ``${REVISION}``,
-    ``${REVISION_SUFFIX}`` (``-<rev>`` or empty) and ``${HUB}`` (the image registry).
+    The shipped files are ``string.Template`` texts (see the header of each) with ``${VERSION}``,
+    ``${HUB}``, ``${REVISION}`` (``default`` without one), ``${REVISION_SUFFIX}`` (``-<rev>`` or
+    empty) and ``${NATIVE_SIDECARS}``.
     """
     from string import Template
 
@@ -90,24 +95,27 @@ def istio_manifest_text(settings: Settings) -> str:
             raise InstallError(
                 f"cannot read --meshcheck-istio-manifest {settings.istio_manifest}: {exc}"
             ) from exc
-    files = sorted(data_dir().joinpath("istio").glob("*.yaml"))
-    if not files:
-        raise InstallError("no shipped Istio manifests found (fixtures/istio/*.yaml)")
+    revision = settings.istio_revision
     values = {
-        "ISTIO_VERSION": settings.istio_version,
-        "REVISION": settings.istio_revision,
-        "REVISION_SUFFIX": f"-{settings.istio_revision}" if settings.istio_revision else "",
+        "VERSION": settings.istio_version,
         "HUB": (settings.image_registry.rstrip("/") + "/istio")
         if settings.image_registry
         else "docker.io/istio",
+        "REVISION": revision or "default",
+        "REVISION_SUFFIX": f"-{revision}" if revision else "",
+        "NATIVE_SIDECARS": "false",
     }
+    webhook = "injector-webhook-revision.yaml" if revision else "injector-webhook.yaml"
     rendered = []
-    for path in files:
+    for name in MANIFEST_FILES:
+        path = data_dir() / "istio" / name.format(webhook=webhook)
         try:
-            rendered.append(Template(path.read_text()).substitute(values))
+            rendered.append(Template(path.read_text()).substitute(values).strip() + "\n")
+        except OSError as exc:
+            raise InstallError(f"the shipped Istio manifest {path} cannot be read: {exc}") from exc
         except (KeyError, ValueError) as exc:
             raise InstallError(f"the Istio manifest {path.name} has a bad placeholder: {exc}") from exc
-    return "\n---\n".join(rendered)
+    return "---\n".join(rendered)
 
 
 def istioctl_install_args(settings: Settings, istioctl: Path, kubeconfig: Path, context: str) -> list[str]:
