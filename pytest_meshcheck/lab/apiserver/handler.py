@@ -49,7 +49,7 @@ DRAIN_LIMIT_BYTES = 32 * 1024 * 1024
 #: A watch without ``timeoutSeconds`` ends after this long (real servers pick 30-60 minutes).
 DEFAULT_WATCH_SECONDS = 1800
 BOOKMARK_INTERVAL_SECONDS = 5.0
-_ANONYMOUS_PATHS = ("/healthz", "/livez", "/readyz", "/version")
+_ANONYMOUS_PATHS = ("/healthz", "/livez", "/readyz", "/version", "/version/")
 _JSON_TYPES = ("application/json", "application/*", "*/*", "application/yaml", "")
 PODS = GVR.core("pods")
 
@@ -295,7 +295,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             raise MethodNotAllowed(
                 f"the server does not allow this method on the requested resource ({method} {path})"
             )
-        if path == "/version":
+        if path in ("/version", "/version/"):  # the Python client asks for /version/
             self._send_json(200, discovery.version_info())
             return
         if path in ("/api", "/api/", "/apis", "/apis/"):
