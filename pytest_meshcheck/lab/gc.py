@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 
 NAMESPACES = GVR.core("namespaces")
 _IDLE_SWEEP_SECONDS = 1.0
+#: A burst of changes is swept once it has been quiet this long (or after _BURST_SECONDS).
+_QUIET_SECONDS = 0.05
+_BURST_SECONDS = 0.3
 
 
 class GarbageCollector:
@@ -70,8 +74,7 @@ class GarbageCollector:
             if self._watch.closed:
                 return
             if event is not None:
-                while self._watch.next(0) is not None:
-                    pass
+                self._settle()
             try:
                 self.sweep()
             except Exception:  # a controller must outlive any single bad object
@@ -80,10 +83,18 @@ class GarbageCollector:
                 self._sweeps += 1
                 self._swept.notify_all()
 
+    def _settle(self) -> None:
+        """Coalesce a burst of changes (a rollout, a namespace full of deletions) into one
+        sweep: wait until the stream is quiet for a moment, but never longer than a bound."""
+        assert self._watch is not None
+        deadline = time.monotonic() + _BURST_SECONDS
+        while time.monotonic() < deadline and self._watch.next(_QUIET_SECONDS) is not None:
+            pass
+
     # -- one pass --------------------------------------------------------------------------------
 
     def sweep(self) -> None:
-        objects = self._store.all_objects()
+        objects = self._store.all_metadata()
         by_uid = {obj["metadata"]["uid"]: (kind, obj) for kind, obj in objects}
         dependents: dict[str, list[tuple[ResourceKind, dict[str, Any]]]] = {}
         for kind, obj in objects:

@@ -364,6 +364,28 @@ class Store:
                 out.extend((kind, self._present(kind, obj)) for obj in objects.values())
             return out
 
+    def all_metadata(self) -> builtins.list[tuple[ResourceKind, Obj]]:
+        """Every object reduced to what controllers of ownership need (apiVersion, kind,
+        metadata, and a namespace's ``spec.finalizers``): far cheaper than ``all_objects``."""
+        with self._lock:
+            out: builtins.list[tuple[ResourceKind, Obj]] = []
+            for storage_key, objects in self._objects.items():
+                kind = self._registry.any_version(*storage_key)
+                if kind is None:
+                    continue
+                for obj in objects.values():
+                    partial: Obj = {
+                        "apiVersion": kind.api_version,
+                        "kind": kind.kind,
+                        "metadata": clone(obj["metadata"]),
+                    }
+                    if storage_key == ("", "namespaces"):
+                        partial["spec"] = {
+                            "finalizers": list((obj.get("spec") or {}).get("finalizers") or [])
+                        }
+                    out.append((kind, partial))
+            return out
+
     def get_scale(self, gvr: GVR, namespace: str | None, name: str) -> Obj:
         kind = self._kind(gvr)
         return self._scale_of(kind, self.get(gvr, namespace, name))
