@@ -6,6 +6,8 @@ from __future__ import annotations
 import ipaddress
 from datetime import UTC, datetime
 
+import pytest
+
 from pytest_meshcheck.providers.eks import tags as T
 from pytest_meshcheck.providers.eks import vpc
 from pytest_meshcheck.providers.eks.aws import Aws
@@ -42,10 +44,12 @@ def test_rezone_keeps_valid_subnets_and_adds_the_missing_zone(aws: Aws, timing: 
     assert leftovers(aws) == {}
 
 
+@pytest.mark.parametrize("cluster_exists", [True, False], ids=["cluster-ours", "cluster-gone"])
 def test_teardown_removes_kubernetes_load_balancers_and_their_security_group(
-    aws: Aws, timing: Timing
+    aws: Aws, timing: Timing, cluster_exists: bool
 ) -> None:
-    """The Kubernetes side did not (or could not) delete its Service: AWS-side cleanup takes over."""
+    """The Kubernetes side did not (or could not) delete its Service, or the cluster is already gone
+    while its load balancer outlived it: AWS-side cleanup takes over."""
     ec2, elbv2 = aws.client("ec2"), aws.client("elbv2")
     network = vpc.create_network(
         ec2, names=NAMES, run_tags=TAGS, timing=timing, public_only=True, zones=["us-east-1a", "us-east-1b"]
@@ -68,12 +72,15 @@ def test_teardown_removes_kubernetes_load_balancers_and_their_security_group(
         Tags=[{"Key": "kubernetes.io/cluster/gate", "Value": "owned"}],
     )
     elbv2.create_load_balancer(Name="not-ours", Subnets=list(network.public_subnets))
-    # the cluster itself is not needed here: pretend it is ours by creating it with the run's tags
-    eks = aws.client("eks")
+    # a bare cluster with the run's tags stands in for the run's own
     role = aws.client("iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    eks.create_cluster(
-        name="gate", roleArn=role, resourcesVpcConfig={"subnetIds": list(network.public_subnets)}, tags=TAGS
-    )
+    if cluster_exists:
+        aws.client("eks").create_cluster(
+            name="gate",
+            roleArn=role,
+            resourcesVpcConfig={"subnetIds": list(network.public_subnets)},
+            tags=TAGS,
+        )
     log = destroy_run(aws, cluster="gate", run_id=NAMES.run_id, timing=timing, budget=Budget.from_timeout(60))
     names = [lb["LoadBalancerName"] for lb in elbv2.describe_load_balancers()["LoadBalancers"]]
     assert names == ["not-ours"]

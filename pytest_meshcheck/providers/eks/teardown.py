@@ -111,8 +111,13 @@ def destroy_run(
             "cluster",
             lambda: "deleted" if eks_cluster.delete(eks, cluster, timing, budget.cluster) else "gone",
         )
+    elif info is None:
+        # The cluster is gone but Kubernetes' load balancers may have outlived it (a crash during
+        # teardown): they still hold the subnets, and no other run can own the name's tag now.
+        log.add("cluster", "already gone")
+        step("load balancers", lambda: _describe(loadbalancers.drain(aws, cluster, timing, 0.0)))
     else:
-        log.add("cluster", "not ours or already gone; left untouched")
+        log.add("cluster", "belongs to another run; left untouched")
 
     step("network", lambda: _describe(vpc.delete_network(aws.client("ec2"), run_id, timing)))
 
