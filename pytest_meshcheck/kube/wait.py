@@ -71,6 +71,8 @@ def deployment_progress(deployment: Any) -> Progress:
     """Rollout status as ``kubectl rollout status`` judges it."""
     spec_replicas = deployment.spec.replicas if deployment.spec.replicas is not None else 1
     status = deployment.status
+    if status is None:
+        return Progress(False, "the deployment controller has not reported a status yet")
     generation = deployment.metadata.generation or 0
     observed = status.observed_generation or 0
     updated = status.updated_replicas or 0
