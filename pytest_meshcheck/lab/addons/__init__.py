@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from pytest_meshcheck.lab.addons.kiali import IMAGES as KIALI_IMAGES
+from pytest_meshcheck.lab.addons.kiali import kiali_factory
 from pytest_meshcheck.lab.addons.prometheus import IMAGES as PROMETHEUS_IMAGES
 from pytest_meshcheck.lab.addons.prometheus import prometheus_factory
 from pytest_meshcheck.lab.contract import WorkloadFactory
@@ -21,6 +23,7 @@ from pytest_meshcheck.lab.contract import WorkloadFactory
 def registered_patterns() -> dict[str, WorkloadFactory]:
     """Every repository pattern this package serves, with its factory."""
     patterns: dict[str, WorkloadFactory] = {image: prometheus_factory for image in PROMETHEUS_IMAGES}
+    patterns.update({image: kiali_factory for image in KIALI_IMAGES})
     return patterns
 
 
