@@ -632,7 +632,7 @@ class Store:
                     meta.pop(fixed, None)
             meta["name"] = name
             meta["generation"] = current["metadata"].get("generation", 1)
-            _normalize(kind, new)
+            _apply_defaults(kind, new)
             causes = validation.metadata_causes(new, kind.storage_key)
             if not kind.crd and subresource != "status":
                 causes += validation.kind_causes(new, kind.kind)
@@ -1151,7 +1151,7 @@ def _apply_defaults(kind: ResourceKind, obj: Obj) -> None:
         _default_pod_spec(obj.get("spec"))
     if key == ("", "namespaces"):
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
-        obj["status"] = {"phase": "Active"}
+        obj.setdefault("status", {}).setdefault("phase", "Active")
         obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
     elif key == ("", "pods"):
         spec = obj.setdefault("spec", {})

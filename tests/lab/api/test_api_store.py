@@ -389,3 +389,13 @@ def test_workload_validation_and_immutable_selector(store: Store) -> None:
     }
     with pytest.raises(errors.Invalid, match="field is immutable"):
         store.patch(DEPLOYMENTS, "default", "k", moved, patch_type="strategic")
+
+
+def test_defaults_apply_on_every_write(store: Store) -> None:
+    store.create(DEPLOYMENTS, _deployment("d"), namespace="default")
+    patched = store.patch(DEPLOYMENTS, "default", "d", {"spec": {"strategy": None}}, patch_type="strategic")
+    assert patched["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
+    }
+    assert patched["metadata"]["generation"] == 1
