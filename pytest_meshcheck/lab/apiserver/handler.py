@@ -50,7 +50,18 @@ DRAIN_LIMIT_BYTES = 32 * 1024 * 1024
 DEFAULT_WATCH_SECONDS = 1800
 BOOKMARK_INTERVAL_SECONDS = 5.0
 _ANONYMOUS_PATHS = ("/healthz", "/livez", "/readyz", "/version", "/version/")
-_JSON_TYPES = ("application/json", "application/*", "*/*", "application/yaml", "")
+#: Media types answered with JSON. Protobuf is among them: Go clients (kubectl's typed clients,
+#: Prometheus' service discovery) pick their decoder from the response's Content-Type, so a JSON
+#: answer serves them as well as protobuf would.
+_JSON_TYPES = (
+    "application/json",
+    "application/*",
+    "*/*",
+    "application/yaml",
+    "application/vnd.kubernetes.protobuf",
+    "application/vnd.kubernetes.protobuf;stream=watch",
+    "",
+)
 PODS = GVR.core("pods")
 
 
