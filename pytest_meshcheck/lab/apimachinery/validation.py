@@ -12,8 +12,11 @@ _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
+_DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 #: Resources whose names must be DNS-1123 labels rather than subdomains.
 LABEL_NAMED = frozenset({("", "namespaces"), ("", "services")})
+#: ... and of those, the ones that must also start with a letter (RFC 1035).
+DNS1035_NAMED = frozenset({("", "services")})
 #: Resources whose names are free-form path segments (RBAC allows "system:..." names).
 PATH_SEGMENT_NAMED = frozenset(
     {
@@ -54,6 +57,12 @@ def name_problems(name: str, storage_key: tuple[str, str]) -> list[str]:
     if storage_key in LABEL_NAMED:
         if len(name) > 63:
             return ["must be no more than 63 characters"]
+        if storage_key in DNS1035_NAMED and not _DNS1035_LABEL.match(name):
+            return [
+                "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with "
+                "an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or "
+                "'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
+            ]
         if not _DNS1123_LABEL.match(name):
             return [
                 "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "

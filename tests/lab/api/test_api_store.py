@@ -399,3 +399,26 @@ def test_defaults_apply_on_every_write(store: Store) -> None:
         "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
     }
     assert patched["metadata"]["generation"] == 1
+
+
+@pytest.mark.parametrize(
+    ("gvr", "name", "valid"),
+    [
+        (GVR.core("services"), "1st-service", False),
+        (GVR.core("services"), "svc-1", True),
+        (GVR.core("configmaps"), "1st.config", True),
+        (GVR.core("configmaps"), "-bad", False),
+        (GVR.parse("rbac.authorization.k8s.io/v1/roles"), "system:controller", True),
+    ],
+)
+def test_name_rules_per_resource(store: Store, gvr: GVR, name: str, valid: bool) -> None:
+    body = (
+        {"metadata": {"name": name}, "spec": {"ports": [{"port": 80}]}}
+        if gvr.resource == "services"
+        else {"metadata": {"name": name}}
+    )
+    if valid:
+        assert store.create(gvr, body, namespace="default")["metadata"]["name"] == name
+    else:
+        with pytest.raises(errors.Invalid):
+            store.create(gvr, body, namespace="default")
