@@ -464,8 +464,10 @@ class ProxyAgent:
             return False
         return version is None or self.labels.get("version") == version
 
-    @staticmethod
-    def _missing_edge(source: Peer, destination: Peer) -> bool:
+    def _missing_edge(self, source: Peer, destination: Peer) -> bool:
+        """The ``missing-edge`` fault: reviews-v3 -> ratings telemetry is not recorded."""
+        if "missing-edge" not in self.faults.active():
+            return False
         return source.app == "reviews" and source.version == "v3" and destination.app == "ratings"
 
     # --- inbound --------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from meshlab_env import MeshLab, PodHandle, http_exchange, mesh_get, plain_get
 from meshlab_fakes import iter_metric_lines
 from meshlab_objects import istio, peer_auth
 
+from pytest_meshcheck.lab.mesh.telemetry import IstioMetrics
+
 SLEEP = "spiffe://cluster.local/ns/apps/sa/sleep"
 HTTPBIN = "spiffe://cluster.local/ns/apps/sa/httpbin"
 
@@ -214,6 +216,13 @@ def test_dataplane_faults(lab: MeshLab) -> None:
     reviews3 = lab.add_pod(
         "reviews-v3-a", {"app": "reviews", "version": "v3"}, ports=(9080,), service_account="bookinfo-reviews"
     )
+    assert mesh_get(reviews3, ratings_ip, 9080, "/ratings/0").status == 200
+    healthy = list(iter_metric_lines(scrape(reviews3.ip, 15020), "istio_requests_total"))
+    assert [(s["destination_workload"], s["connection_security_policy"]) for s in healthy] == [
+        ("ratings-v1", "mutual_tls")
+    ]
+    reviews3.proxy.metrics = IstioMetrics()
+    ratings.proxy.metrics = IstioMetrics()
     lab.faults.names.update({"plaintext-hop", "missing-edge"})
     hop = mesh_get(reviews2, ratings_ip, 9080, "/ratings/0")
     assert hop.status == 200
