@@ -216,6 +216,8 @@ class Store:
         self._registry = registry or ResourceRegistry()
         self._lock = threading.RLock()
         self._objects: dict[StorageKey, dict[ObjectKey, Obj]] = collections.defaultdict(dict)
+        #: The same objects by (resource, namespace) -> name, so namespaced lists skip the rest.
+        self._namespaced: dict[tuple[StorageKey, str], dict[str, Obj]] = collections.defaultdict(dict)
         self._by_uid: dict[str, tuple[StorageKey, ObjectKey]] = {}
         self._rv = 0
         self._history: collections.deque[_Change] = collections.deque(maxlen=HISTORY_SIZE)
@@ -273,6 +275,20 @@ class Store:
                 raise BadRequest(f"a namespace is required for {kind.qualified_resource}")
             return (namespace, name)
         return ("", name)
+
+    def _put(self, storage_key: StorageKey, key: ObjectKey, obj: Obj) -> None:
+        self._objects[storage_key][key] = obj
+        if key[0]:
+            self._namespaced[(storage_key, key[0])][key[1]] = obj
+
+    def _drop(self, storage_key: StorageKey, key: ObjectKey) -> None:
+        del self._objects[storage_key][key]
+        if key[0]:
+            bucket = self._namespaced.get((storage_key, key[0]))
+            if bucket is not None:
+                bucket.pop(key[1], None)
+                if not bucket:
+                    del self._namespaced[(storage_key, key[0])]
 
     def _next_rv(self) -> int:
         self._rv += 1
@@ -345,9 +361,11 @@ class Store:
         fields = parse_field_selector(field_selector)
         with self._lock:
             items = []
-            for (ns, _name), obj in sorted(self._objects[kind.storage_key].items()):
-                if namespace and kind.namespaced and ns != namespace:
-                    continue
+            if namespace and kind.namespaced:
+                candidates = sorted(self._namespaced.get((kind.storage_key, namespace), {}).items())
+            else:
+                candidates = [(key[1], obj) for key, obj in sorted(self._objects[kind.storage_key].items())]
+            for _name, obj in candidates:
                 if not labels(obj["metadata"].get("labels") or {}) or not fields(obj):
                     continue
                 items.append(self._present(kind, obj))
@@ -506,7 +524,7 @@ class Store:
                 return self._present(kind, new)
             meta["resourceVersion"] = str(self._next_rv())
             self._on_crd_written(kind, new)
-            self._objects[kind.storage_key][key] = new
+            self._put(kind.storage_key, key, new)
             self._by_uid[meta["uid"]] = (kind.storage_key, key)
             self._record(kind.storage_key, "ADDED", clone(new), None)
             return self._present(kind, new)
@@ -683,7 +701,7 @@ class Store:
                 self._on_crd_written(kind, new)
                 if self._is_finished(kind, new):
                     return self._remove(kind, key, stored, new)
-                self._objects[kind.storage_key][key] = new
+                self._put(kind.storage_key, key, new)
                 self._record(kind.storage_key, "MODIFIED", clone(new), clone(stored))
                 return self._present(kind, new)
         raise Conflict(
@@ -724,7 +742,7 @@ class Store:
         final["metadata"]["resourceVersion"] = final["metadata"].get("resourceVersion") or str(
             self._next_rv()
         )
-        del self._objects[kind.storage_key][key]
+        self._drop(kind.storage_key, key)
         self._by_uid.pop(stored["metadata"]["uid"], None)
         self._record(kind.storage_key, "DELETED", clone(final), clone(stored))
         if kind.storage_key == ("apiextensions.k8s.io", "customresourcedefinitions"):
@@ -932,7 +950,7 @@ class Store:
             meta["resourceVersion"] = str(self._next_rv())
             if self._is_finished(kind, new):
                 return self._remove(kind, key, stored, new)
-            self._objects[kind.storage_key][key] = new
+            self._put(kind.storage_key, key, new)
             self._record(kind.storage_key, "MODIFIED", clone(new), clone(stored))
             return self._present(kind, new)
 
@@ -1039,7 +1057,7 @@ class Store:
         removed = self._registry.unregister_crd(name)
         for kind in removed[:1]:
             for key, obj in list(self._objects[kind.storage_key].items()):
-                del self._objects[kind.storage_key][key]
+                self._drop(kind.storage_key, key)
                 self._by_uid.pop(obj["metadata"]["uid"], None)
                 gone: Obj = clone(obj)
                 gone["metadata"]["resourceVersion"] = str(self._next_rv())
