@@ -451,6 +451,15 @@ OPTIONS: tuple[Option, ...] = (
         group="mesh",
     ),
     _opt(
+        "expected-graph",
+        "expected_graph",
+        "",
+        parse_optional_path,
+        "YAML file of the service-graph edges your app must show in Kiali (default: Bookinfo's).",
+        metavar="PATH",
+        group="suites",
+    ),
+    _opt(
         "gateway-url",
         "gateway_url",
         "",
@@ -683,6 +692,7 @@ class Settings:
     reuse: bool
     image_registry: str
     bookinfo_manifest: Path | None
+    expected_graph: Path | None
     gateway_url: str
     mtls_mode: str
     namespace: str

@@ -1,17 +1,92 @@
-"""Kiali graph suite: under load, Kiali's graph has exactly the expected edges, each with traffic and mTLS.
+"""Kiali graph suite.
 
-Placeholder until the checks land (issue #6): it skips with a reason, so a run can never
-report this suite as passed before it asserts anything.
+While Locust drives load through the gateway, Kiali's versionedApp graph of the application
+namespace must contain exactly the expected edges (``--meshcheck-expected-graph``; Bookinfo's by
+default), each with traffic, 5xx within ``--meshcheck-max-error-rate`` and full mTLS. It waits at
+least two Prometheus scrape intervals, and says "no traffic seen in Kiali" when telemetry is
+missing rather than reporting an empty diff.
 """
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
 
-from pytest_meshcheck.settings import Settings
+from pytest_meshcheck.checks.graph import ExpectedGraph, compare, load_expected_graph, seen_edges
+from pytest_meshcheck.checks.kiali import KialiClient
+from pytest_meshcheck.errors import CheckFailed
+from pytest_meshcheck.install.addons import scrape_interval
+from pytest_meshcheck.install.bookinfo import AppInstall
+from pytest_meshcheck.load import LoadRun, spec_from_settings
+from pytest_meshcheck.report import attach_evidence
+from pytest_meshcheck.report.plots import GraphEdge, ServiceGraph, service_graph_png
+from pytest_meshcheck.resources import data_file
+from pytest_meshcheck.settings import Settings, parse_duration
 
 pytestmark = pytest.mark.meshcheck_graph
 
 
-def test_graph_checks_pending(meshcheck_settings: Settings) -> None:
-    pytest.skip("the graph checks are not implemented yet (issue #6); nothing was verified")
+def _drawing(graph: dict[str, Any], expected: ExpectedGraph, missing: list[str]) -> bytes:
+    edges = seen_edges(graph)
+    names = sorted({e.name().split(" -> ")[0] for e in edges} | {e.name().split(" -> ")[1] for e in edges})
+    return service_graph_png(
+        ServiceGraph(
+            title="Kiali graph (versionedApp)",
+            nodes=names,
+            edges=[
+                GraphEdge(
+                    source=e.name().split(" -> ")[0],
+                    target=e.name().split(" -> ")[1],
+                    mtls=e.mtls_percent >= 100,
+                    requests_per_s=e.http_rate,
+                )
+                for e in edges
+            ],
+            missing=[
+                GraphEdge(source=str(m.source), target=str(m.target), mtls=True)
+                for m in expected.edges
+                if str(m) in missing
+            ],
+        )
+    )
+
+
+def test_kiali_graph_has_exactly_the_expected_edges(
+    meshcheck_gateway_url: str,
+    meshcheck_bookinfo: AppInstall,
+    meshcheck_kiali: KialiClient,
+    meshcheck_settings: Settings,
+) -> None:
+    path = meshcheck_settings.expected_graph or data_file("graphs", "bookinfo.yaml")
+    expected = load_expected_graph(path, meshcheck_bookinfo.namespace)
+    min_wait = 2 * parse_duration(scrape_interval(meshcheck_settings))
+    patience = max(min_wait, min(meshcheck_settings.timeout, 120))
+    spec = spec_from_settings(
+        meshcheck_settings, meshcheck_gateway_url, run_name="graph", duration_s=patience + 30
+    )
+    graph: dict[str, Any] = {}
+    with LoadRun(spec) as run:
+        started = time.monotonic()
+        while True:
+            graph = meshcheck_kiali.graph([meshcheck_bookinfo.namespace])
+            diff = compare(expected, graph, max_5xx_share=meshcheck_settings.max_error_rate)
+            waited = time.monotonic() - started
+            if waited >= min_wait and not diff.missing and not diff.without_traffic:
+                break
+            if waited >= patience:
+                break
+            time.sleep(2.0)
+        run.stop()
+    attach_evidence("Kiali graph JSON", graph, "json")
+    attach_evidence("expected vs seen edges", diff.as_dict(), "json")
+    missing = [str(e) for e in diff.missing]
+    attach_evidence("service graph", _drawing(graph, expected, missing), "png")
+    if not seen_edges(graph):
+        raise CheckFailed(f"no traffic seen in Kiali after {waited:.0f}s of load through the gateway")
+    if not diff.ok:
+        problems = [f"{kind}: {', '.join(items)}" for kind, items in diff.as_dict().items() if items]
+        raise CheckFailed(
+            f"Kiali's graph after {waited:.0f}s differs from {path.name}:\n" + "\n".join(problems)
+        )

@@ -172,6 +172,7 @@ FREE_TEXT = {
     "image_registry",
     "bookinfo_manifest",
     "istio_manifest",
+    "expected_graph",
 }
 
 

@@ -1,0 +1,220 @@
+"""The service graph Kiali shows, compared with the graph an application is expected to have.
+
+The expected graph is data (``fixtures/graphs/bookinfo.yaml`` or ``--meshcheck-expected-graph``),
+so another repository declares its own app's edges instead of writing code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pytest_meshcheck.errors import ConfigError
+
+
+@dataclass(frozen=True, order=True)
+class NodeRef:
+    """An app (optionally one version) in a namespace."""
+
+    namespace: str
+    app: str
+    version: str = ""
+
+    def __str__(self) -> str:
+        version = f" {self.version}" if self.version else ""
+        return f"{self.namespace}/{self.app}{version}"
+
+    def matches(self, node: Mapping[str, Any]) -> bool:
+        app = node.get("app") or node.get("workload") or node.get("service") or ""
+        if node.get("namespace") != self.namespace or app != self.app:
+            return False
+        return not self.version or node.get("version") == self.version
+
+
+@dataclass(frozen=True, order=True)
+class EdgeRef:
+    source: NodeRef
+    target: NodeRef
+
+    def __str__(self) -> str:
+        return f"{self.source} -> {self.target}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExpectedGraph:
+    edges: tuple[EdgeRef, ...]
+    absent: tuple[EdgeRef, ...]
+
+    @property
+    def namespaces(self) -> list[str]:
+        return sorted({n.namespace for e in self.edges for n in (e.source, e.target)})
+
+
+def _node(raw: Any, namespace: str, where: str) -> NodeRef:
+    if isinstance(raw, str):
+        app, _, version = raw.strip().partition(" ")
+        return NodeRef(namespace=namespace, app=app, version=version.strip())
+    if isinstance(raw, dict) and raw.get("app"):
+        return NodeRef(
+            namespace=str(raw.get("namespace") or namespace),
+            app=str(raw["app"]),
+            version=str(raw.get("version") or ""),
+        )
+    raise ConfigError(f"{where}: a node is 'app', 'app version' or {{app, version, namespace}}, not {raw!r}")
+
+
+def load_expected_graph(path: Path, namespace: str) -> ExpectedGraph:
+    """Parse an expected-graph file; node namespaces default to ``namespace``."""
+    option = "--meshcheck-expected-graph"
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: {exc}", option=option, value=str(path)) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"{option} {path} is not valid YAML: {exc}", option=option, value=str(path)
+        ) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("edges"), list) or not data["edges"]:
+        raise ConfigError(f"{option} {path} needs a non-empty 'edges' list", option=option, value=str(path))
+
+    def edges(key: str) -> tuple[EdgeRef, ...]:
+        result = []
+        for index, raw in enumerate(data.get(key) or []):
+            where = f"{path}: {key}[{index}]"
+            if not isinstance(raw, dict) or "from" not in raw or "to" not in raw:
+                raise ConfigError(f"{where} needs 'from' and 'to'", option=option, value=str(path))
+            result.append(EdgeRef(_node(raw["from"], namespace, where), _node(raw["to"], namespace, where)))
+        return tuple(result)
+
+    return ExpectedGraph(edges=edges("edges"), absent=edges("absent"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeenEdge:
+    source: Mapping[str, Any]
+    target: Mapping[str, Any]
+    data: Mapping[str, Any]
+
+    @property
+    def http_rate(self) -> float:
+        rates = (self.data.get("traffic") or {}).get("rates") or {}
+        return _number(rates.get("http") or rates.get("tcp"))
+
+    @property
+    def error_5xx_rate(self) -> float:
+        rates = (self.data.get("traffic") or {}).get("rates") or {}
+        return _number(rates.get("http5xx"))
+
+    @property
+    def mtls_percent(self) -> float:
+        return _number(self.data.get("isMTLS"))
+
+    def name(self) -> str:
+        return f"{_label(self.source)} -> {_label(self.target)}"
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _label(node: Mapping[str, Any]) -> str:
+    app = node.get("app") or node.get("workload") or node.get("service") or node.get("id", "?")
+    version = f" {node['version']}" if node.get("version") else ""
+    return f"{node.get('namespace', '')}/{app}{version}"
+
+
+def seen_edges(graph: Mapping[str, Any]) -> list[SeenEdge]:
+    elements = graph.get("elements") or {}
+    nodes = {str(n["data"]["id"]): n["data"] for n in elements.get("nodes") or [] if "data" in n}
+    edges = []
+    for edge in elements.get("edges") or []:
+        data = edge.get("data") or {}
+        source, target = nodes.get(str(data.get("source"))), nodes.get(str(data.get("target")))
+        if source is not None and target is not None:
+            edges.append(SeenEdge(source=source, target=target, data=data))
+    return edges
+
+
+@dataclass(frozen=True, kw_only=True)
+class GraphDiff:
+    missing: tuple[EdgeRef, ...]
+    without_traffic: tuple[EdgeRef, ...]
+    forbidden: tuple[str, ...]
+    unexpected: tuple[str, ...]
+    not_mtls: tuple[str, ...]
+    errors: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.missing
+            or self.without_traffic
+            or self.forbidden
+            or self.unexpected
+            or self.not_mtls
+            or self.errors
+        )
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {
+            "missing": [str(e) for e in self.missing],
+            "without traffic": [str(e) for e in self.without_traffic],
+            "forbidden": list(self.forbidden),
+            "unexpected": list(self.unexpected),
+            "not fully mTLS": list(self.not_mtls),
+            "5xx above budget": list(self.errors),
+        }
+
+
+def _find(edge: EdgeRef, seen: Iterable[SeenEdge]) -> list[SeenEdge]:
+    return [s for s in seen if edge.source.matches(s.source) and edge.target.matches(s.target)]
+
+
+def compare(expected: ExpectedGraph, graph: Mapping[str, Any], *, max_5xx_share: float) -> GraphDiff:
+    """What differs between Kiali's graph and the expected one.
+
+    An edge is "unexpected" when both its ends are in the expected namespaces but no expected
+    edge accounts for it (edges from outside clients, such as the load generator, are not judged).
+    """
+    seen = seen_edges(graph)
+    missing, without_traffic, not_mtls, errors = [], [], [], []
+    accounted: set[int] = set()
+    for edge in expected.edges:
+        found = _find(edge, seen)
+        accounted.update(id(s) for s in found)
+        if not found:
+            missing.append(edge)
+            continue
+        if not any(s.http_rate > 0 for s in found):
+            without_traffic.append(edge)
+        for s in found:
+            if s.mtls_percent < 100:
+                not_mtls.append(f"{s.name()}: isMTLS {s.mtls_percent:g}%")
+            if s.http_rate > 0 and s.error_5xx_rate / s.http_rate > max_5xx_share:
+                errors.append(f"{s.name()}: {s.error_5xx_rate / s.http_rate:.1%} of requests answered 5xx")
+    forbidden = [s.name() for edge in expected.absent for s in _find(edge, seen)]
+    accounted.update(id(s) for edge in expected.absent for s in _find(edge, seen))
+    namespaces = set(expected.namespaces)
+    unexpected = [
+        s.name()
+        for s in seen
+        if id(s) not in accounted
+        and s.source.get("namespace") in namespaces
+        and s.target.get("namespace") in namespaces
+        and s.source.get("nodeType") != "unknown"
+    ]
+    return GraphDiff(
+        missing=tuple(missing),
+        without_traffic=tuple(without_traffic),
+        forbidden=tuple(forbidden),
+        unexpected=tuple(unexpected),
+        not_mtls=tuple(not_mtls),
+        errors=tuple(errors),
+    )
