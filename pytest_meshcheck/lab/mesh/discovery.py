@@ -5,7 +5,7 @@ CSRs to istiod's CA service on 15012. The lab keeps the topology and the failure
 means stale config and no new certificates; a revisioned proxy talks to its revision's istiod) but
 uses plain HTTP/JSON on istiod's plaintext port 15010:
 
-- ``GET  /lab/v1/config?proxy=<pod>.<ns>&version=<proxy version>&since=<n>&wait=<s>`` long-polls:
+- ``GET  /lab/v1/config?proxy=<pod>.<ns>&version=<v>&type=sidecar|router&since=<n>&wait=<s>`` long-polls:
   it answers as soon as the config generation differs from ``since`` (or after ``wait`` seconds with
   304). The body is ``{"version": n, "rootNamespace": ..., "objects": {kind: [...]}}``, the inputs
   of ``MeshConfig``.
@@ -53,8 +53,10 @@ class IstiodClient:
         *,
         proxy_id: str,
         proxy_version: str,
+        proxy_type: str = "sidecar",
         timeout: float = 10.0,
     ) -> None:
+        self.proxy_type = proxy_type
         self._address = address
         self.proxy_id = proxy_id
         self.proxy_version = proxy_version
@@ -78,7 +80,13 @@ class IstiodClient:
 
     def fetch_config(self, *, since: int, wait: float) -> dict[str, Any] | None:
         query = urllib.parse.urlencode(
-            {"proxy": self.proxy_id, "version": self.proxy_version, "since": since, "wait": wait}
+            {
+                "proxy": self.proxy_id,
+                "version": self.proxy_version,
+                "type": self.proxy_type,
+                "since": since,
+                "wait": wait,
+            }
         )
         status, body = self._call("GET", f"{CONFIG_PATH}?{query}", None, timeout=wait + self.timeout)
         if status == 304:

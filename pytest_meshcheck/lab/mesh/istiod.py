@@ -426,9 +426,10 @@ class Istiod:
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
         proxy = (query.get("proxy") or ["unknown"])[0]
         proxy_version = (query.get("version") or [""])[0]
+        proxy_type = (query.get("type") or ["sidecar"])[0]
         since = int((query.get("since") or ["-1"])[0])
         wait = min(60.0, float((query.get("wait") or ["0"])[0]))
-        self._seen(proxy, proxy_version, waiting=True)
+        self._seen(proxy, proxy_version, waiting=True, proxy_type=proxy_type)
         try:
             deadline = time.monotonic() + wait
             with self._changed:
@@ -446,9 +447,13 @@ class Istiod:
         finally:
             self._seen(proxy, proxy_version, waiting=False)
 
-    def _seen(self, proxy: str, proxy_version: str, *, waiting: bool, sent: int | None = None) -> None:
+    def _seen(
+        self, proxy: str, proxy_version: str, *, waiting: bool, sent: int | None = None, proxy_type: str = ""
+    ) -> None:
         with self._changed:
-            entry = self._proxies.setdefault(proxy, {"sent": 0})
+            entry = self._proxies.setdefault(proxy, {"sent": 0, "type": "sidecar"})
+            if proxy_type in ("sidecar", "router"):
+                entry["type"] = proxy_type
             entry["version"] = proxy_version
             entry["last_seen"] = time.monotonic()
             entry["waiting"] = waiting
@@ -470,7 +475,7 @@ class Istiod:
                     {
                         "cluster_id": "Kubernetes",
                         "proxy": proxy,
-                        "proxy_type": "router" if "gateway" in proxy else "sidecar",
+                        "proxy_type": entry["type"],
                         "proxy_version": entry["version"],
                         "istio_version": entry["version"],
                         "istiod": self.ctx.pod_name,

@@ -239,7 +239,10 @@ class ProxyAgent:
             return self.ctx.resolver.resolve(host, self.ctx.namespace), XDS_PLAINTEXT_PORT
 
         return IstiodClient(
-            address, proxy_id=f"{self.ctx.pod_name}.{self.ctx.namespace}", proxy_version=self.version
+            address,
+            proxy_id=f"{self.ctx.pod_name}.{self.ctx.namespace}",
+            proxy_version=self.version,
+            proxy_type="router" if self.router else "sidecar",
         )
 
     def _install_certificate(self, issued: IssuedCertificate) -> None:
@@ -723,13 +726,13 @@ class ProxyAgent:
             target = RouteTarget(service=service, port=dport)
         if is_http:
             self._downstream_http(
-                conn, peer, lambda request: self._route_mesh(request, service, target, dport)
+                conn, peer, lambda request: self._route_mesh(request, service, target), port=dport
             )
         else:
             self._outbound_tcp(conn, target)
 
     def _route_mesh(
-        self, request: RequestInfo, service: MeshService | None, direct: RouteTarget, port: int
+        self, request: RequestInfo, service: MeshService | None, direct: RouteTarget
     ) -> RouteTarget | None:
         if service is None:
             return direct
@@ -769,9 +772,9 @@ class ProxyAgent:
                         path=request.target,
                         method=request.method,
                         headers={k: v for k, v in request.headers},
-                        port=port or 0,
+                        port=port if port is not None else _authority_port(request),
                     )
-                    target = route(info if port else _with_port(info, request))
+                    target = route(info)
                     exchange = self._forward(request, target, pool)
                     self._record_source(exchange, request_bytes, started)
                     keep = request.keep_alive and not self._draining.is_set()
@@ -1286,13 +1289,9 @@ class ProxyAgent:
         return 64
 
 
-def _with_port(info: RequestInfo, request: Request) -> RequestInfo:
-    authority = request.header("host") or ""
-    host, _, port = authority.rpartition(":")
-    number = int(port) if host and port.isdigit() else 80
-    return RequestInfo(
-        authority=info.authority, path=info.path, method=info.method, headers=info.headers, port=number
-    )
+def _authority_port(request: Request) -> int:
+    host, _, port = (request.header("host") or "").rpartition(":")
+    return int(port) if host and port.isdigit() else 80
 
 
 def proxy_workload(ctx: WorkloadContext) -> ProxyAgent:

@@ -122,3 +122,11 @@ def test_app_probe_rewrite_served_by_the_agent(lab: MeshLab) -> None:
     assert missing.value.code == 404
     # PERMISSIVE by default, so the kubelet-style plaintext call also works on the app port
     assert plain_get(server.ip, 8000).status == 200
+
+
+def test_original_destination_port_wins_over_the_host_header(lab: MeshLab) -> None:
+    service_ip = lab.service("httpbin", "apps", {"app": "httpbin"})
+    lab.add_pod("httpbin-a", {"app": "httpbin"})
+    client = lab.add_pod("sleep-a", {"app": "sleep"}, ports=(80,))
+    for host in ("httpbin", "example.com", f"{service_ip}:8000"):
+        assert mesh_get(client, service_ip, 8000, host=host).status == 200, host

@@ -193,9 +193,9 @@ def test_syncz_versions_and_stale_config_when_istiod_dies(lab: MeshLab) -> None:
     client = lab.add_pod("sleep-a", {"app": "sleep"}, ports=(80,))
     with urllib.request.urlopen(f"http://{lab.istiod_ctx.pod_ip}:15014/debug/syncz", timeout=10) as response:
         rows = json.loads(response.read())
-    assert {(r["proxy"], r["proxy_version"], r["istiod_version"]) for r in rows} == {
-        ("httpbin-a.apps", VERSION, VERSION),
-        ("sleep-a.apps", VERSION, VERSION),
+    assert {(r["proxy"], r["proxy_type"], r["proxy_version"], r["istiod_version"]) for r in rows} == {
+        ("httpbin-a.apps", "sidecar", VERSION, VERSION),
+        ("sleep-a.apps", "sidecar", VERSION, VERSION),
     }
     with urllib.request.urlopen(f"http://{lab.istiod_ctx.pod_ip}:15014/metrics", timeout=10) as response:
         assert f'istio_build{{component="pilot",tag="{VERSION}"}} 1' in response.read().decode()
