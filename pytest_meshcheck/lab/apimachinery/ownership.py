@@ -193,7 +193,11 @@ def record_update(
     entries = [e for e in entries if e is not mine]
     if owned:
         entries.append(_entry(manager, "Update", api_version, owned, subresource))
-    after.setdefault("metadata", {})["managedFields"] = entries
+    metadata = after.setdefault("metadata", {})
+    if entries:
+        metadata["managedFields"] = entries
+    else:
+        metadata.pop("managedFields", None)
 
 
 def server_side_apply(
