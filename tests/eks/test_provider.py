@@ -53,7 +53,10 @@ def test_provision_then_teardown_end_to_end(aws: Aws, timing: Timing, tmp_path: 
         "endpoint": "",
         "run_id": "",
         "reused": "false",
+        "delete_command": f"meshcheck eks down --name {handle.name} --region {REGION}",
     }
+    assert handle.details["run_id"] == provider.run_id
+    assert provider.destroys_cluster
     assert ClusterHandle.from_json(handle.to_json()) == handle
     assert handle.kubeconfig == tmp_path / "reports" / "eks" / f"{handle.name}.kubeconfig"
     config = yaml.safe_load(handle.kubeconfig.read_text())
@@ -116,6 +119,7 @@ def test_reused_cluster_is_used_and_never_deleted(aws: Aws, timing: Timing, tmp_
     handle = reuse.provision()
     assert handle.name == existing.name
     assert handle.details["reused"] == "true"
+    assert not reuse.destroys_cluster
     assert yaml.safe_load(handle.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
     reuse.teardown()
     assert inventory(aws) == before

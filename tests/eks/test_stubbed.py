@@ -236,6 +236,22 @@ def stub_full_teardown(s: StubbedAws) -> None:
     s.ok("elb", "describe_load_balancers", {"LoadBalancerDescriptions": []})
     s.ok("elbv2", "describe_load_balancers", {"LoadBalancers": []})
     s.ok("elb", "describe_load_balancers", {"LoadBalancerDescriptions": []})
+    # Node groups, then add-ons and access entries, then the cluster: each DELETING, then gone.
+    s.ok("eks", "list_nodegroups", {"nodegroups": ["gate-nodes"]}, {"clusterName": "gate"})
+    s.ok("eks", "delete_nodegroup", {}, {"clusterName": "gate", "nodegroupName": "gate-nodes"})
+    s.ok("eks", "describe_nodegroup", {"nodegroup": {"nodegroupName": "gate-nodes", "status": "DELETING"}})
+    s.fail("eks", "describe_nodegroup", *gone, status=404)
+    s.ok("eks", "delete_addon", {}, {"clusterName": "gate", "addonName": "coredns"})
+    s.fail("eks", "describe_addon", *gone, status=404)
+    s.fail(
+        "eks", "delete_access_entry", *gone, status=404, params={"clusterName": "gate", "principalArn": ROLE}
+    )
+    s.ok("eks", "delete_cluster", described("DELETING"), {"name": "gate"})
+    s.ok("eks", "describe_cluster", described("DELETING"))
+    s.fail("eks", "describe_cluster", *gone, status=404)
+    # With the cluster gone, what Kubernetes left is removed by the cluster tag.
+    s.ok("elbv2", "describe_load_balancers", {"LoadBalancers": []})
+    s.ok("elb", "describe_load_balancers", {"LoadBalancerDescriptions": []})
     s.ok("elbv2", "describe_target_groups", {"TargetGroups": []})
     s.ok(
         "ec2",
@@ -268,19 +284,6 @@ def stub_full_teardown(s: StubbedAws) -> None:
         params={"GroupId": "sg-elb"},
     )
     s.ok("ec2", "delete_security_group", {}, {"GroupId": "sg-elb"})
-    # Node groups, then add-ons and access entries, then the cluster: each DELETING, then gone.
-    s.ok("eks", "list_nodegroups", {"nodegroups": ["gate-nodes"]}, {"clusterName": "gate"})
-    s.ok("eks", "delete_nodegroup", {}, {"clusterName": "gate", "nodegroupName": "gate-nodes"})
-    s.ok("eks", "describe_nodegroup", {"nodegroup": {"nodegroupName": "gate-nodes", "status": "DELETING"}})
-    s.fail("eks", "describe_nodegroup", *gone, status=404)
-    s.ok("eks", "delete_addon", {}, {"clusterName": "gate", "addonName": "coredns"})
-    s.fail("eks", "describe_addon", *gone, status=404)
-    s.fail(
-        "eks", "delete_access_entry", *gone, status=404, params={"clusterName": "gate", "principalArn": ROLE}
-    )
-    s.ok("eks", "delete_cluster", described("DELETING"), {"name": "gate"})
-    s.ok("eks", "describe_cluster", described("DELETING"))
-    s.fail("eks", "describe_cluster", *gone, status=404)
     # The network, by the run tag.
     vpc_filter = [{"Name": "vpc-id", "Values": ["vpc-1"]}]
     s.ok("ec2", "describe_vpcs", {"Vpcs": [tagged(VpcId="vpc-1")]})
@@ -448,24 +451,71 @@ def test_teardown_runs_in_reverse_dependency_order(stubbed: StubbedAws, timing: 
         "node groups",
         "add-ons and access entries",
         "cluster",
+        "leftover load balancers",
         "network",
         "IAM roles",
     ]
-    order = stubbed.calls
-
-    def first(call: str) -> int:
-        return order.index(call)
-
-    def last(call: str) -> int:
-        return len(order) - 1 - order[::-1].index(call)
-
-    assert last("elbv2.DescribeLoadBalancers") < first("eks.DeleteNodegroup")
-    assert last("eks.DescribeNodegroup") < first("eks.DeleteAddon") < first("eks.DeleteCluster")
-    assert last("eks.DescribeCluster") < first("ec2.DescribeVpcs")
-    assert first("ec2.DeleteNatGateway") < last("ec2.DescribeNatGateways") < first("ec2.ReleaseAddress")
-    assert first("ec2.DeleteRouteTable") < first("ec2.DeleteInternetGateway") < first("ec2.DeleteSubnet")
-    assert last("ec2.DeleteSubnet") < last("ec2.DeleteSecurityGroup") < first("ec2.DeleteVpc")
-    assert last("ec2.DeleteVpc") < first("iam.DetachRolePolicy") < first("iam.DeleteRole")
+    assert stubbed.calls == [
+        "eks.DescribeCluster",
+        # waiting for Kubernetes to remove its load balancer: present, then gone
+        "elbv2.DescribeLoadBalancers",
+        "elbv2.DescribeTags",
+        "elb.DescribeLoadBalancers",
+        "elbv2.DescribeLoadBalancers",
+        "elb.DescribeLoadBalancers",
+        "eks.ListNodegroups",
+        "eks.DeleteNodegroup",
+        "eks.DescribeNodegroup",
+        "eks.DescribeNodegroup",
+        "eks.DeleteAddon",
+        "eks.DescribeAddon",
+        "eks.DeleteAccessEntry",
+        "eks.DeleteCluster",
+        "eks.DescribeCluster",
+        "eks.DescribeCluster",
+        # leftovers of Kubernetes, by the cluster tag, once nothing can recreate them
+        "elbv2.DescribeLoadBalancers",
+        "elb.DescribeLoadBalancers",
+        "elbv2.DescribeTargetGroups",
+        "ec2.DescribeSecurityGroups",
+        "ec2.DeleteSecurityGroup",
+        "ec2.DeleteSecurityGroup",
+        # the network, by run tag
+        "ec2.DescribeVpcs",
+        "ec2.DescribeNetworkInterfaces",
+        "ec2.DeleteNetworkInterface",
+        "ec2.DescribeNatGateways",
+        "ec2.DeleteNatGateway",
+        "ec2.DescribeNatGateways",
+        "ec2.DescribeNatGateways",
+        "ec2.DescribeAddresses",
+        "ec2.ReleaseAddress",
+        "ec2.ReleaseAddress",
+        "ec2.DescribeRouteTables",
+        "ec2.DisassociateRouteTable",
+        "ec2.DeleteRouteTable",
+        "ec2.DescribeInternetGateways",
+        "ec2.DetachInternetGateway",
+        "ec2.DeleteInternetGateway",
+        "ec2.DescribeSubnets",
+        "ec2.DeleteSubnet",
+        "ec2.DescribeNetworkInterfaces",
+        "ec2.DeleteNetworkInterface",
+        "ec2.DeleteSubnet",
+        "ec2.DescribeSecurityGroups",
+        "ec2.RevokeSecurityGroupIngress",
+        "ec2.DeleteSecurityGroup",
+        "ec2.DeleteVpc",
+        # the roles, policies first
+        "iam.ListRoles",
+        "iam.ListRoleTags",
+        "iam.ListRoleTags",
+        "iam.ListAttachedRolePolicies",
+        "iam.DetachRolePolicy",
+        "iam.ListRolePolicies",
+        "iam.ListInstanceProfilesForRole",
+        "iam.DeleteRole",
+    ]
 
 
 def test_teardown_stops_at_the_first_failing_step_and_says_how_to_resume(
@@ -477,8 +527,6 @@ def test_teardown_stops_at_the_first_failing_step_and_says_how_to_resume(
         ("elb", "describe_load_balancers", "LoadBalancerDescriptions"),
     ):
         stubbed.ok(service, op, {key: []})
-    stubbed.ok("elbv2", "describe_target_groups", {"TargetGroups": []})
-    stubbed.ok("ec2", "describe_security_groups", {"SecurityGroups": []})
     stubbed.ok("eks", "list_nodegroups", {"nodegroups": ["gate-nodes"]})
     stubbed.ok("eks", "delete_nodegroup", {})
     stubbed.ok(

@@ -3,7 +3,8 @@
 They are not ours (no run tag) but they are the cluster's: the in-tree cloud provider tags them
 ``kubernetes.io/cluster/<name>`` and the AWS Load Balancer Controller ``elbv2.k8s.aws/cluster``.
 They hold ENIs in the VPC's subnets, so the VPC cannot go until they do. Kubernetes deletes them
-when their Services are deleted; we wait for that, and delete leftovers ourselves after a deadline.
+when their Services are deleted; we wait for that while the cluster lives, and delete what is left
+ourselves once the cluster (and with it the controller that might recreate them) is gone.
 """
 
 from __future__ import annotations
@@ -89,20 +90,33 @@ def _delete_target_groups(elbv2: Any, cluster: str) -> None:
             elbv2.delete_target_group(TargetGroupArn=arn)
 
 
-def drain(aws_clients: Any, cluster: str, timing: Timing, grace: float) -> list[str]:
-    """Wait up to ``grace`` for Kubernetes to remove the cluster's load balancers, then remove
-    what is left, then their security groups. Returns what this function deleted itself."""
-    elbv2, elb, ec2 = aws_clients.client("elbv2"), aws_clients.client("elb"), aws_clients.client("ec2")
+def wait_gone(aws_clients: Any, cluster: str, timing: Timing, grace: float) -> str:
+    """Give Kubernetes up to ``grace`` to remove the load balancers of deleted Services.
+
+    Never fails: what is still there is removed by ``remove_leftovers`` once the cluster is gone
+    (deleting it earlier could race the service controller, which recreates what it manages).
+    """
+    elbv2, elb = aws_clients.client("elbv2"), aws_clients.client("elb")
+    if grace <= 0:
+        found = find(elbv2, elb, cluster)
+        left = len(found.v2_arns) + len(found.classic_names)
+        return f"{left} present; removed after the cluster" if left else "none"
     try:
         timing.poll(
             f"load balancers of {cluster} to be removed by Kubernetes",
             lambda: (not (f := find(elbv2, elb, cluster)), f),
             timeout=grace,
         )
-        leftovers = ClusterLoadBalancers((), ())
-    except ReadinessTimeout:
-        leftovers = find(elbv2, elb, cluster)
-        _delete(elbv2, elb, leftovers)
+    except ReadinessTimeout as exc:
+        return f"still present after {grace:g}s ({exc.last_state}); removed after the cluster"
+    return "gone"
+
+
+def remove_leftovers(aws_clients: Any, cluster: str, timing: Timing) -> list[str]:
+    """Delete the cluster's remaining load balancers, target groups and security groups."""
+    elbv2, elb, ec2 = aws_clients.client("elbv2"), aws_clients.client("elb"), aws_clients.client("ec2")
+    leftovers = find(elbv2, elb, cluster)
+    _delete(elbv2, elb, leftovers)
     _delete_target_groups(elbv2, cluster)
     # EKS's own cluster security group carries the same tag; it goes with the cluster.
     groups = delete_security_groups(

@@ -65,6 +65,12 @@ class EksProvider:
         self._told_how_to_delete = False
         self.teardown_log = TeardownLog()
 
+    @property
+    def destroys_cluster(self) -> bool:
+        """True when teardown deletes the cluster, so uninstalling from it first is wasted time.
+        A reused cluster is the user's: the harness must uninstall what it installed there."""
+        return not self.reused
+
     def set_service_cleanup(self, delete_services: Callable[[ClusterHandle], None]) -> None:
         """The harness's Kubernetes-side cleanup (delete LoadBalancer Services), run first at teardown."""
         self._delete_services = delete_services
@@ -138,6 +144,7 @@ class EksProvider:
                 "endpoint": info.endpoint,
                 "run_id": "" if self.reused else self.run_id,
                 "reused": "true" if self.reused else "false",
+                "delete_command": "" if self.reused else down_command(info.name, self.aws.region),
             },
         )
 

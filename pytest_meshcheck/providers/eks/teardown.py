@@ -89,16 +89,16 @@ def destroy_run(
 
         def services() -> str:
             if delete_services is None:
-                return "no Kubernetes cleanup given; removing the cluster's load balancers via AWS"
+                return "no Kubernetes cleanup given; load balancers are removed via AWS"
             try:
                 delete_services()
             except Exception as exc:  # the cluster may no longer answer; AWS-side cleanup follows
-                return f"Kubernetes cleanup failed ({exc}); removing load balancers via AWS"
+                return f"Kubernetes cleanup failed ({exc}); load balancers are removed via AWS"
             return "LoadBalancer services deleted"
 
         step("kubernetes services", services)
         grace = budget.load_balancers if delete_services is not None else 0.0
-        step("load balancers", lambda: _describe(loadbalancers.drain(aws, cluster, timing, grace)))
+        step("load balancers", lambda: loadbalancers.wait_gone(aws, cluster, timing, grace))
         step("node groups", lambda: _describe(nodegroup.delete_all(eks, cluster, timing, budget.nodegroups)))
 
         def extras() -> str:
@@ -111,13 +111,15 @@ def destroy_run(
             "cluster",
             lambda: "deleted" if eks_cluster.delete(eks, cluster, timing, budget.cluster) else "gone",
         )
-    elif info is None:
-        # The cluster is gone but Kubernetes' load balancers may have outlived it (a crash during
-        # teardown): they still hold the subnets, and no other run can own the name's tag now.
-        log.add("cluster", "already gone")
-        step("load balancers", lambda: _describe(loadbalancers.drain(aws, cluster, timing, 0.0)))
     else:
-        log.add("cluster", "belongs to another run; left untouched")
+        log.add("cluster", "already gone" if info is None else "belongs to another run; left untouched")
+    if info is None or ours:
+        # Load balancers that outlived their Services (or the cluster, after a crash mid-teardown)
+        # still hold ENIs in the subnets. With the cluster gone nothing recreates them, and no
+        # other run can be using the cluster name's tag.
+        step(
+            "leftover load balancers", lambda: _describe(loadbalancers.remove_leftovers(aws, cluster, timing))
+        )
 
     step("network", lambda: _describe(vpc.delete_network(aws.client("ec2"), run_id, timing)))
 
