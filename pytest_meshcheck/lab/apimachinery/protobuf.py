@@ -65,9 +65,20 @@ def _group_package(api_version: str) -> str:
     return "core" if not group else group.split(".")[0]
 
 
+_META_PACKAGE = "k8s.io.apimachinery.pkg.apis.meta.v1"
+
+
 def message_for(api_version: str, kind: str) -> str:
+    """The protobuf message of a kind: ``k8s.io.api.<group>.<version>.<Kind>``, or the meta/v1
+    message for option types (``DeleteOptions`` ...) that clients send as ``meta.k8s.io/v1``."""
     version = api_version.rpartition("/")[2]
-    return f"k8s.io.api.{_group_package(api_version)}.{version}.{kind}"
+    group = api_version.rpartition("/")[0]
+    candidate = f"k8s.io.api.{_group_package(api_version)}.{version}.{kind}"
+    if group == "meta.k8s.io" or candidate not in _schema():
+        meta = f"{_META_PACKAGE}.{kind}"
+        if meta in _schema():
+            return meta
+    return candidate
 
 
 # -- wire format ---------------------------------------------------------------------------------

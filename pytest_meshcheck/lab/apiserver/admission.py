@@ -157,6 +157,18 @@ class WebhookAdmission:
 
     # -- calling -------------------------------------------------------------------------------
 
+    @staticmethod
+    def _review_version(webhook: dict[str, Any]) -> str:
+        """The first AdmissionReview version the webhook accepts that the lab speaks (a real API
+        server does the same; the two versions share one format)."""
+        for version in webhook.get("admissionReviewVersions") or ["v1"]:
+            if version in ("v1", "v1beta1"):
+                return f"admission.k8s.io/{version}"
+        raise WebhookCallError(
+            "webhook does not accept known AdmissionReview versions: "
+            f"{webhook.get('admissionReviewVersions')} (the lab speaks v1 and v1beta1)"
+        )
+
     def _review(self, request: AdmissionRequest) -> dict[str, Any]:
         kind = request.kind
         gvk = {"group": kind.group, "version": kind.version, "kind": kind.kind}
@@ -192,6 +204,7 @@ class WebhookAdmission:
         name = str(webhook.get("name", ""))
         review = self._review(request)
         try:
+            review["apiVersion"] = self._review_version(webhook)
             response = self._post(webhook, review)
         except WebhookCallError as exc:
             if webhook.get("failurePolicy", "Fail") == "Ignore":

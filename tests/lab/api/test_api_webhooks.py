@@ -115,6 +115,7 @@ def test_mutating_webhook_by_service_with_namespace_selector(
     pod = json.loads(lab.kubectl("-n", ns, "get", "pod", "injected", "-o", "json").stdout)
     assert [c["name"] for c in pod["spec"]["containers"]] == ["app", "istio-proxy"]
     assert pod["metadata"]["annotations"]["sidecar.istio.io/status"] == "injected"
+    assert injector.calls[-1]["apiVersion"] == "admission.k8s.io/v1"
     review = injector.calls[-1]["request"]
     assert review["operation"] == "CREATE" and review["namespace"] == ns and review["kind"]["kind"] == "Pod"
     lab.kubectl("-n", ns, "apply", "-f", "-", input=_pod("opted-out", {"sidecar.istio.io/inject": "false"}))
