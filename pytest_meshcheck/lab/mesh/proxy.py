@@ -707,7 +707,9 @@ class ProxyAgent:
         config = self.config
         service = config.service_by_ip(dst)
         workload = None if service is not None else config.workload_by_ip(dst)
-        if service is None and workload is None:
+        if (service is None and workload is None) or (service is not None and not service.selector):
+            # unknown to the mesh, or a Service without a selector (``kubernetes``, hand-made
+            # Endpoints): straight through to where the app was going
             sock.settimeout(None)
             self._passthrough(conn, dst, dport)
             return

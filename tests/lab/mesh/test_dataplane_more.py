@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 from meshlab_env import WAIT, MeshLab, mesh_get, plain_get
-from meshlab_fakes import TcpEchoApp, iter_metric_lines
-from meshlab_objects import istio, peer_auth
+from meshlab_fakes import EchoApp, TcpEchoApp, iter_metric_lines
+from meshlab_objects import istio, peer_auth, service
 
 SLEEP = "spiffe://cluster.local/ns/apps/sa/sleep"
 
@@ -58,8 +58,8 @@ def test_tcp_relay_with_mtls_and_tcp_metrics(lab: MeshLab) -> None:
         ] == [("source", "echo", "mutual_tls")]
         sent = list(iter_metric_lines(client_stats, "istio_tcp_received_bytes_total"))
         assert sent[0]["__value__"] == "10"
-        closed_at_server = list(iter_metric_lines(scrape(server.ip), "istio_tcp_connections_closed_total"))
-        assert [(s["reporter"], s["source_workload"], s["source_principal"]) for s in closed_at_server] == [
+        opened_at_server = list(iter_metric_lines(scrape(server.ip), "istio_tcp_connections_opened_total"))
+        assert [(s["reporter"], s["source_workload"], s["source_principal"]) for s in opened_at_server] == [
             ("destination", "sleep", SLEEP)
         ]
     finally:
@@ -130,3 +130,23 @@ def test_original_destination_port_wins_over_the_host_header(lab: MeshLab) -> No
     client = lab.add_pod("sleep-a", {"app": "sleep"}, ports=(80,))
     for host in ("httpbin", "example.com", f"{service_ip}:8000"):
         assert mesh_get(client, service_ip, 8000, host=host).status == 200, host
+
+
+def test_services_without_selector_and_unknown_addresses_pass_through(lab: MeshLab) -> None:
+    outside_ip, _ = lab.addresses.take()
+    outside = EchoApp((outside_ip, 8443))
+    try:
+        # a Service whose ClusterIP the lab's kube-proxy would serve; here the "ClusterIP" is the
+        # external app's own address, as for the kubernetes Service and its API server endpoint
+        lab.store.put(service("kubernetes", "default", outside_ip, {}, ports=(("https", 8443, 8443),)))
+        client = lab.add_pod("sleep-a", {"app": "sleep"}, ports=(80,))
+        assert mesh_get(client, outside_ip, 8443, "/api").status == 200
+        assert outside.requests[-1]["path"] == "/api"
+        passthrough = [
+            s
+            for s in iter_metric_lines(scrape(client.ip), "istio_tcp_connections_opened_total")
+            if s["destination_service"] == "PassthroughCluster"
+        ]
+        assert passthrough and passthrough[0]["connection_security_policy"] == "none"
+    finally:
+        outside.close()
