@@ -26,9 +26,10 @@ from pytest_meshcheck.checks.mtls import (
 from pytest_meshcheck.checks.probe import Probe
 from pytest_meshcheck.checks.prometheus import PrometheusClient
 from pytest_meshcheck.errors import CheckFailed
+from pytest_meshcheck.install.addons import scrape_interval
 from pytest_meshcheck.install.bookinfo import AppInstall
 from pytest_meshcheck.report import attach_evidence, record_figure
-from pytest_meshcheck.settings import Settings
+from pytest_meshcheck.settings import Settings, parse_duration
 
 pytestmark = pytest.mark.meshcheck_mtls
 
@@ -135,13 +136,18 @@ def test_kiali_reports_every_edge_as_mtls(
     meshcheck_kiali: KialiClient,
     meshcheck_settings: Settings,
 ) -> None:
-    _drive_traffic(meshcheck_gateway_url)
-    patience = min(meshcheck_settings.timeout, 90)
-    deadline = time.monotonic() + patience
+    # Kiali computes isMTLS from rates, which need two scrapes of the traffic: judge only after
+    # two scrape intervals, and keep looking (bounded) while the figures settle.
+    min_wait = 2 * parse_duration(scrape_interval(meshcheck_settings))
+    patience = max(min_wait, min(meshcheck_settings.timeout, 90))
+    started = time.monotonic()
     while True:
+        _drive_traffic(meshcheck_gateway_url)
         graph = meshcheck_kiali.graph([meshcheck_bookinfo.namespace])
         edges = [(s, t, d) for s, t, d in graph_edges(graph) if d.get("traffic")]
-        if edges or time.monotonic() >= deadline:
+        waited = time.monotonic() - started
+        settled = waited >= min_wait and edges and all(mtls_percent(d) >= 100 for _, _, d in edges)
+        if settled or waited >= patience:
             break
         time.sleep(2.0)
     attach_evidence("Kiali graph", graph, "json")
