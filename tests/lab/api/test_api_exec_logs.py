@@ -156,3 +156,9 @@ def test_exec_status_json_on_v4_error_channel(lab: Lab, ns: str, pod: str) -> No
     status = json.loads(error[1:])
     assert status["reason"] == "NonZeroExitCode"
     assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "4"}]
+
+
+def test_exec_streams_a_megabyte_through_stdin_and_stdout(lab: Lab, ns: str, pod: str) -> None:
+    payload = "".join(f"{i:07d}\n" for i in range(128 * 1024))  # 1 MiB, line-numbered
+    copied = lab.kubectl("-n", ns, "exec", "-i", pod, "--", "cat", input=payload, timeout=60)
+    assert copied.stdout == payload

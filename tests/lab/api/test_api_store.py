@@ -422,3 +422,27 @@ def test_name_rules_per_resource(store: Store, gvr: GVR, name: str, valid: bool)
     else:
         with pytest.raises(errors.Invalid):
             store.create(gvr, body, namespace="default")
+
+
+def test_concurrent_writers_never_lose_updates(store: Store) -> None:
+    store.create(
+        GVR.core("configmaps"), {"metadata": {"name": "counter"}, "data": {"n": "0"}}, namespace="default"
+    )
+
+    def bump(times: int) -> None:
+        for _ in range(times):
+            while True:
+                current = store.get(GVR.core("configmaps"), "default", "counter")
+                current["data"]["n"] = str(int(current["data"]["n"]) + 1)
+                try:
+                    store.update(GVR.core("configmaps"), current)
+                    break
+                except errors.Conflict:
+                    continue
+
+    workers = [threading.Thread(target=bump, args=(50,)) for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert store.get(GVR.core("configmaps"), "default", "counter")["data"]["n"] == "300"
