@@ -3,6 +3,7 @@ store's admission, Bookinfo injected (2/2), traffic through the ingress gateway 
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.error
 import urllib.request
@@ -25,7 +26,7 @@ VERSION = "1.24.2"
 TIMEOUT = 60.0
 
 
-def apply(store: Any, text: str, namespace: str | None = None) -> None:
+def apply(store: Any, text: str, namespace: str | None = None, *, exists_ok: bool = False) -> None:
     for doc in yaml.safe_load_all(text):
         if not doc:
             continue
@@ -33,7 +34,11 @@ def apply(store: Any, text: str, namespace: str | None = None) -> None:
         assert kind is not None, f"{doc['apiVersion']} {doc['kind']} not served"
         gvr = store_module.GVR(kind.group, kind.version, kind.resource)
         ns = (doc["metadata"].get("namespace") or namespace) if kind.namespaced else None
-        store.create(gvr, doc, namespace=ns)
+        try:
+            store.create(gvr, doc, namespace=ns)
+        except Exception as exc:
+            if not (exists_ok and getattr(exc, "code", 0) == 409):
+                raise
 
 
 def await_store(store: Any, check: Callable[[], Any], what: str) -> Any:
@@ -168,3 +173,59 @@ def test_bookinfo_injected_and_served_through_the_gateway(mesh_lab: Any) -> None
         if {("reviews-v2", "mutual_tls"), ("reviews-v3", "mutual_tls")} <= edges:
             break
     assert edges == {("reviews-v2", "mutual_tls"), ("reviews-v3", "mutual_tls")}
+
+
+def test_revisioned_istiod_side_by_side_with_native_sidecars(mesh_lab: Any) -> None:
+    store = mesh_lab.store
+    control_plane_up(store)
+    apply(store, render("1.25.1", "canary", native_sidecars=True, gateway=False), exists_ok=True)
+    canary = await_store(
+        store,
+        lambda: [
+            p
+            for p in pods(store, "istio-system")
+            if p["metadata"]["labels"].get("istio.io/rev") == "canary" and ready(p)
+        ],
+        "istiod-canary ready",
+    )
+    namespaces = store_module.GVR.core("namespaces")
+    store.create(
+        namespaces,
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": "canary-apps", "labels": {"istio.io/rev": "canary"}},
+        },
+    )
+    ratings = [
+        d
+        for d in yaml.safe_load_all((FIXTURES / "bookinfo" / "bookinfo.yaml").read_text())
+        if d
+        and (
+            d["metadata"].get("labels", {}).get("app") == "ratings"
+            or d["metadata"]["name"] == "bookinfo-ratings"
+        )
+    ]
+    apply(store, yaml.safe_dump_all(ratings), "canary-apps")
+    running = await_store(
+        store, lambda: [p for p in pods(store, "canary-apps") if ready(p)], "ratings with a canary sidecar"
+    )
+    spec = running[0]["spec"]
+    assert [c["name"] for c in spec["initContainers"]] == ["istio-init", "istio-proxy"]
+    assert spec["initContainers"][1]["restartPolicy"] == "Always"
+    assert spec["initContainers"][1]["image"] == "docker.io/istio/proxyv2:1.25.1"
+    assert [c["name"] for c in spec["containers"]] == ["ratings"]
+    assert running[0]["metadata"]["labels"]["istio.io/rev"] == "canary"
+    url = f"http://{canary[0]['status']['podIP']}:15014/debug/syncz"
+
+    def synced() -> list[dict[str, Any]]:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            rows: list[dict[str, Any]] = json.loads(response.read())
+        return [r for r in rows if r["proxy"].endswith(".canary-apps")]
+
+    rows = await_store(store, synced, "the canary proxy in syncz")
+    assert (rows[0]["proxy_version"], rows[0]["istiod_version"], rows[0]["revision"]) == (
+        "1.25.1",
+        "1.25.1",
+        "canary",
+    )
