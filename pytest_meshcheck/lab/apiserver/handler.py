@@ -4,6 +4,7 @@ handler thread die with the connection in a half-written state it does not also 
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import secrets
@@ -408,23 +409,23 @@ class ApiHandler(BaseHTTPRequestHandler):
                 label_selector=self._param("labelSelector"),
                 field_selector=self._param("fieldSelector"),
             )
+            items, list_meta = self._paginate(items, rv)
             if self._wants_table():
-                self._send_json(
-                    200,
-                    tables.table(
-                        kind,
-                        list(items),
-                        resource_version=rv,
-                        include_object=self._param("includeObject", "Metadata"),
-                    ),
+                table = tables.table(
+                    kind,
+                    list(items),
+                    resource_version=rv,
+                    include_object=self._param("includeObject", "Metadata"),
                 )
+                table["metadata"] = list_meta
+                self._send_json(200, table)
                 return
             self._send_json(
                 200,
                 {
                     "kind": f"{kind.kind}List",
                     "apiVersion": kind.api_version,
-                    "metadata": {"resourceVersion": rv},
+                    "metadata": list_meta,
                     "items": items,
                 },
             )
@@ -600,6 +601,32 @@ class ApiHandler(BaseHTTPRequestHandler):
             raise MethodNotAllowed(
                 f"the server does not allow this method on the requested resource ({method})"
             )
+
+    def _paginate(self, items: list[dict[str, Any]], rv: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """``limit``/``continue``: pages in (namespace, name) order. A continue token carries the
+        last key served; the items after it are read from the current state (the lab keeps no
+        snapshots, so a page may show changes made since the first one)."""
+        token = self._param("continue")
+        if token:
+            try:
+                position = json.loads(base64.urlsafe_b64decode(token.encode()))
+                after = (str(position["ns"]), str(position["name"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise BadRequest(f"invalid continue token {token!r}") from exc
+            items = [i for i in items if (i["metadata"].get("namespace", ""), i["metadata"]["name"]) > after]
+        limit_text = self._param("limit")
+        try:
+            limit = int(limit_text) if limit_text else 0
+        except ValueError as exc:
+            raise BadRequest(f"invalid limit {limit_text!r}") from exc
+        metadata: dict[str, Any] = {"resourceVersion": rv}
+        if 0 < limit < len(items):
+            last = items[limit - 1]["metadata"]
+            position = {"ns": last.get("namespace", ""), "name": last["name"]}
+            metadata["continue"] = base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
+            metadata["remainingItemCount"] = len(items) - limit
+            items = items[:limit]
+        return items, metadata
 
     def _maybe_table(self, kind: ResourceKind, obj: dict[str, Any]) -> Any:
         if self._wants_table():

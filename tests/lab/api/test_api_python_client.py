@@ -316,3 +316,21 @@ def test_custom_resources_namespaced_and_cluster_scoped(api_client: client.ApiCl
         t.metadata.name
         for t in dyn.resources.get(api_version="lab.example/v1", kind="Thing").get(namespace=ns).items
     ] == ["t"]
+
+
+def test_list_pagination(api_client: client.ApiClient, lab: Lab, ns: str) -> None:
+    for i in range(7):
+        lab.store.create(GVR.core("configmaps"), {"metadata": {"name": f"page-{i}"}}, namespace=ns)
+    core = client.CoreV1Api(api_client)
+    names: list[str] = []
+    token = None
+    pages = 0
+    while True:
+        page = core.list_namespaced_config_map(ns, limit=3, _continue=token)
+        names += [i.metadata.name for i in page.items]
+        pages += 1
+        token = page.metadata._continue
+        if not token:
+            break
+    assert pages == 3 and names == [f"page-{i}" for i in range(7)]
+    assert len(lab.kubectl("-n", ns, "get", "cm", "--chunk-size=2", "-o", "name").stdout.split()) == 7
