@@ -42,15 +42,14 @@ def delete(eks: Any, cluster: str, names: Sequence[str], timing: Timing, timeout
         with tolerate_not_found(f"deleting add-on {name}"):
             eks.delete_addon(clusterName=cluster, addonName=name)
     for name in names:
-        with tolerate_not_found(f"waiting for add-on {name} deletion"):
-            wait(
-                eks.get_waiter("addon_deleted"),
-                timing,
-                f"add-on {name} deletion",
-                timeout,
-                clusterName=cluster,
-                addonName=name,
-            )
+        wait(
+            eks.get_waiter("addon_deleted"),
+            timing,
+            f"add-on {name} deletion",
+            timeout,
+            clusterName=cluster,
+            addonName=name,
+        )
 
 
 def grant_admin(eks: Any, cluster: str, principals: Sequence[str], tags: Mapping[str, str]) -> None:

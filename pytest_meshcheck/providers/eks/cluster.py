@@ -8,7 +8,7 @@ from typing import Any
 
 from pytest_meshcheck.errors import ProviderError
 from pytest_meshcheck.providers.eks import tags as T
-from pytest_meshcheck.providers.eks.aws import aws_errors, error_code, is_not_found, tolerate_not_found
+from pytest_meshcheck.providers.eks.aws import aws_errors, error_code, is_not_found
 from pytest_meshcheck.providers.eks.timing import Timing, wait
 
 #: How long EKS may keep saying "cannot assume role" while a new IAM role propagates.
@@ -145,8 +145,7 @@ def delete(eks: Any, name: str, timing: Timing, timeout: float) -> bool:
             return False
         if error_code(exc) != "ResourceInUseException" or "DELETING" not in str(exc).upper():
             raise ProviderError(f"AWS failed while deleting EKS cluster {name}: {exc}") from exc
-    with tolerate_not_found(f"waiting for EKS cluster {name} to be deleted"):
-        wait(eks.get_waiter("cluster_deleted"), timing, f"EKS cluster {name} deletion", timeout, name=name)
+    wait(eks.get_waiter("cluster_deleted"), timing, f"EKS cluster {name} deletion", timeout, name=name)
     return True
 
 

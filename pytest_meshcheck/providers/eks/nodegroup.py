@@ -88,17 +88,12 @@ def delete_all(eks: Any, cluster: str, timing: Timing, timeout: float) -> list[s
                 if not is_not_found(exc) and error_code(exc) != "ResourceInUseException":
                     raise
     for name in names:
-        with aws_errors(f"waiting for node group {name} to be deleted"):
-            try:
-                wait(
-                    eks.get_waiter("nodegroup_deleted"),
-                    timing,
-                    f"node group {name} deletion",
-                    timeout,
-                    clusterName=cluster,
-                    nodegroupName=name,
-                )
-            except ClientError as exc:
-                if not is_not_found(exc):
-                    raise
+        wait(
+            eks.get_waiter("nodegroup_deleted"),
+            timing,
+            f"node group {name} deletion",
+            timeout,
+            clusterName=cluster,
+            nodegroupName=name,
+        )
     return names

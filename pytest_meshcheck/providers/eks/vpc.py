@@ -325,13 +325,12 @@ def delete_network(ec2: Any, run_id: str, timing: Timing) -> list[str]:
             ec2.delete_nat_gateway(NatGatewayId=nat["NatGatewayId"])
             deleted.append(nat["NatGatewayId"])
     if nats:
-        with tolerate_not_found("waiting for NAT gateways to go"):
-            wait(
-                ec2.get_waiter("nat_gateway_deleted"),
-                timing,
-                "NAT gateway deletion",
-                NatGatewayIds=[n["NatGatewayId"] for n in nats],
-            )
+        wait(
+            ec2.get_waiter("nat_gateway_deleted"),
+            timing,
+            "NAT gateway deletion",
+            NatGatewayIds=[n["NatGatewayId"] for n in nats],
+        )
 
     with aws_errors("listing Elastic IPs"):
         addresses = _mine(ec2.describe_addresses(Filters=filters)["Addresses"], run_id)
