@@ -134,3 +134,46 @@ def test_token_command_prints_an_exec_credential(aws: Aws, clock: FakeClock) -> 
     assert credential["kind"] == "ExecCredential"
     assert credential["apiVersion"] == "client.authentication.k8s.io/v1beta1"
     assert credential["status"]["token"].startswith("k8s-aws-v1.")
+
+
+def test_an_existing_vpc_is_used_and_never_deleted(aws: Aws, clock: FakeClock, tmp_path: Path) -> None:
+    ec2 = aws.client("ec2")
+    vpc_id = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=zone)["Subnet"][
+            "SubnetId"
+        ]
+        for i, zone in enumerate(["us-east-1a", "us-east-1b"])
+    ]
+    code, out = run(
+        parse(
+            "up",
+            "--name",
+            "gate",
+            "--vpc",
+            vpc_id,
+            "--subnets",
+            ",".join(subnets),
+            "--kubeconfig",
+            str(tmp_path / "kc"),
+        ),
+        aws,
+        clock,
+    )
+    assert code == 0, out
+    cluster = aws.client("eks").describe_cluster(name="gate")["cluster"]
+    assert sorted(cluster["resourcesVpcConfig"]["subnetIds"]) == sorted(subnets)
+    assert inventory(aws)["vpcs"] == [vpc_id]
+    assert run(parse("down", "--name", "gate"), aws, clock)[0] == 0
+    left = leftovers(aws)
+    assert left == {"vpcs": [vpc_id], "subnets": left["subnets"]}
+    assert sorted(left["subnets"]) == sorted(subnets)
+
+
+def test_reap_command_lists_then_deletes_nothing_young(aws: Aws, clock: FakeClock, tmp_path: Path) -> None:
+    assert run(parse("up", "--name", "gate", "--kubeconfig", str(tmp_path / "kc")), aws, clock)[0] == 0
+    code, out = run(parse("reap", "--region", REGION, "--dry-run"), aws, clock)
+    assert (code, out.strip()) == (0, f"no expired meshcheck resources in {REGION}")
+    assert inventory(aws)["clusters"] == ["gate"]
+    assert run(parse("down", "--name", "gate"), aws, clock)[0] == 0
+    assert leftovers(aws) == {}
