@@ -60,6 +60,92 @@ def _schema() -> dict[str, dict[int, Field]]:
     }
 
 
+_CORE = "k8s.io.api.core.v1"
+#: Embedded Go structs (``json:",inline"``): in JSON their fields sit in the parent object.
+INLINE_FIELDS = frozenset(
+    {
+        (f"{_CORE}.Volume", "volumeSource"),
+        (f"{_CORE}.PersistentVolumeSpec", "persistentVolumeSource"),
+        (f"{_CORE}.ConfigMapEnvSource", "localObjectReference"),
+        (f"{_CORE}.ConfigMapKeySelector", "localObjectReference"),
+        (f"{_CORE}.ConfigMapProjection", "localObjectReference"),
+        (f"{_CORE}.ConfigMapVolumeSource", "localObjectReference"),
+        (f"{_CORE}.SecretEnvSource", "localObjectReference"),
+        (f"{_CORE}.SecretKeySelector", "localObjectReference"),
+        (f"{_CORE}.SecretProjection", "localObjectReference"),
+        (f"{_CORE}.EphemeralContainer", "ephemeralContainerCommon"),
+        (f"{_CORE}.Probe", "handler"),
+        (f"{_CORE}.VolumeMountStatus", "volumeStatus"),
+        ("k8s.io.api.networking.v1.IngressRule", "ingressRuleValue"),
+        ("k8s.io.api.admissionregistration.v1.RuleWithOperations", "rule"),
+        ("k8s.io.api.admissionregistration.v1.NamedRuleWithOperations", "ruleWithOperations"),
+    }
+)
+
+
+@functools.cache
+def fields_by_name(message: str) -> dict[str, tuple[str, bool]] | None:
+    """JSON field name -> (type, repeated) of a message, None for messages the lab does not know.
+    go-to-protobuf names proto fields after the JSON tags (a few start upper-case, and embedded
+    structs are inlined), so this maps to the JSON names."""
+    fields = _schema().get(message)
+    if fields is None:
+        return None
+    by_name: dict[str, tuple[str, bool]] = {}
+    for name, type_, repeated in fields.values():
+        if (message, name) in INLINE_FIELDS:
+            by_name.update(fields_by_name(type_) or {})
+            continue
+        by_name[name[:1].lower() + name[1:]] = (type_, repeated)
+    return by_name
+
+
+#: Messages whose JSON form is free-form or scalar: nothing below them is checked.
+OPAQUE_MESSAGES = frozenset(
+    {
+        "k8s.io.apimachinery.pkg.apis.meta.v1.Time",
+        "k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime",
+        "k8s.io.apimachinery.pkg.apis.meta.v1.Duration",
+        "k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1",
+        "k8s.io.apimachinery.pkg.api.resource.Quantity",
+        "k8s.io.apimachinery.pkg.util.intstr.IntOrString",
+        "k8s.io.apimachinery.pkg.runtime.RawExtension",
+        "k8s.io.apimachinery.pkg.runtime.Unknown",
+    }
+)
+
+
+def unknown_fields(value: Any, message: str, path: str = "") -> list[str]:
+    """Paths (``.spec.template.spec.containers[0].imagePullPolicyy``) of fields in ``value``
+    that the message does not have. Patch directives (``$patch`` ...) are not fields."""
+    if message in OPAQUE_MESSAGES or not isinstance(value, dict):
+        return []
+    fields = fields_by_name(message)
+    if fields is None:
+        return []
+    unknown = []
+    for key, child in value.items():
+        if key.startswith("$") or (not path and key in ("apiVersion", "kind")):
+            continue
+        field = fields.get(key)
+        if field is None:
+            unknown.append(f"{path}.{key}")
+            continue
+        type_, repeated = field
+        if type_.startswith("map<"):
+            value_type = type_[4:-1].split(",", 1)[1]
+            if value_type not in _SCALARS and isinstance(child, dict):
+                for map_key, item in child.items():
+                    unknown += unknown_fields(item, value_type, f"{path}.{key}[{map_key}]")
+        elif type_ not in _SCALARS:
+            if repeated and isinstance(child, list):
+                for index, item in enumerate(child):
+                    unknown += unknown_fields(item, type_, f"{path}.{key}[{index}]")
+            else:
+                unknown += unknown_fields(child, type_, f"{path}.{key}")
+    return unknown
+
+
 def _group_package(api_version: str) -> str:
     group = api_version.rpartition("/")[0]
     return "core" if not group else group.split(".")[0]

@@ -686,9 +686,13 @@ class ApiHandler(BaseHTTPRequestHandler):
         if mode == "Ignore":
             return
         content = {k: v for k, v in body.items() if not str(k).startswith("$")}
-        unknown = unknown_field_causes(content, kind.kind, is_crd=bool(kind.crd))
-        if kind.crd and kind.schema:
-            unknown += schema_unknown_fields(content, kind.schema)
+        message = protobuf.message_for(kind.api_version, kind.kind)
+        if not kind.crd and protobuf.fields_by_name(message) is not None:
+            unknown = protobuf.unknown_fields(content, message)
+        else:
+            unknown = unknown_field_causes(content, kind.kind, is_crd=bool(kind.crd))
+            if kind.crd and kind.schema:
+                unknown += schema_unknown_fields(content, kind.schema)
         if not unknown:
             return
         messages = [f'unknown field "{path.lstrip(".")}"' for path in unknown]

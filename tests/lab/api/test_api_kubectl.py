@@ -307,3 +307,17 @@ def test_project_manifests_apply_and_reapply_unchanged(lab: Lab, ns: str) -> Non
         again = lab.kubectl("-n", ns, "apply", "-f", path).stdout.splitlines()
         assert again and all(line.endswith(" unchanged") for line in again)
     assert "bookinfo" in lab.kubectl("-n", ns, "get", "vs", "-o", "name").stdout
+
+
+def test_strict_validation_knows_nested_built_in_fields(lab: Lab, ns: str) -> None:
+    deployment = MANIFEST.split("---\n")[2]
+    typo = deployment.replace("        ports:\n", "        imagePullPolicyy: Always\n        ports:\n")
+    rejected = lab.kubectl("-n", ns, "apply", "-f", "-", input=typo, check=False)
+    assert rejected.returncode != 0
+    assert 'unknown field "spec.template.spec.containers[0].imagePullPolicyy"' in rejected.stderr
+    inline = deployment.replace(
+        "      containers:\n",
+        "      volumes:\n      - name: tmp\n        emptyDir: {}\n      - name: cfg\n"
+        "        configMap: {name: c, optional: true}\n      containers:\n",
+    )
+    assert "created" in lab.kubectl("-n", ns, "apply", "-f", "-", input=inline).stdout
