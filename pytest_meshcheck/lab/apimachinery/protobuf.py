@@ -1,4 +1,5 @@
-"""Decoding Kubernetes protobuf request bodies into the JSON objects the store holds.
+"""Kubernetes' protobuf schema: decoding protobuf request bodies into the JSON objects the store
+holds, and knowing every field of every built-in kind (for strict field validation).
 
 kubectl's typed clients (``kubectl create namespace``, ``create configmap``, ``create token``,
 ``auth can-i`` ...) send ``application/vnd.kubernetes.protobuf`` bodies and do not retry with
