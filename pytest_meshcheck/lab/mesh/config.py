@@ -10,6 +10,7 @@ ships to proxies, so the questions are answered identically in istiod's debug ou
 
 from __future__ import annotations
 
+import base64
 import random
 import re
 from collections.abc import Iterable, Mapping
@@ -50,6 +51,9 @@ CONFIG_KINDS: Mapping[str, tuple[str, ...]] = {
         "security.istio.io/v1beta1/peerauthentications",
     ),
 }
+
+#: The config document's key for gateway credentials (not a watched kind: istiod adds it for routers).
+GATEWAY_SECRETS_KIND = "secrets"
 
 STRICT = "STRICT"
 PERMISSIVE = "PERMISSIVE"
@@ -449,6 +453,9 @@ class GatewayServer:
     number: int
     protocol: str
     hosts: tuple[str, ...]
+    #: ``tls.mode`` of an HTTPS server (SIMPLE, MUTUAL ...), "" for plain HTTP.
+    tls_mode: str = ""
+    credential_name: str = ""
 
 
 class MeshConfig:
@@ -466,6 +473,8 @@ class MeshConfig:
         self.root_namespace = root_namespace
         self.trust_domain = trust_domain
         self.objects = {kind: list(objects.get(kind, [])) for kind in CONFIG_KINDS}
+        #: Gateway credentials (``credentialName`` secrets); present only in a router's config.
+        self.secrets = list(objects.get(GATEWAY_SECRETS_KIND, []))
         self.services = [MeshService.from_object(s) for s in self.objects["services"]]
         self.workloads = [
             MeshWorkload.from_pod(p)
@@ -835,9 +844,19 @@ class MeshConfig:
                         number=number,
                         protocol=str(port.get("protocol", "HTTP")).upper(),
                         hosts=tuple(str(h) for h in server.get("hosts", []) or []),
+                        tls_mode=str((server.get("tls") or {}).get("mode", "") or "").upper(),
+                        credential_name=str((server.get("tls") or {}).get("credentialName", "") or ""),
                     )
                 )
         return servers
+
+    def gateway_credential(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
+        """The decoded data of a ``credentialName`` secret (istiod sends these to gateways only)."""
+        for secret in self.secrets:
+            meta = _meta(secret)
+            if meta.get("namespace") == namespace and meta.get("name") == name:
+                return {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+        return None
 
 
 def _with_prefix(route: HttpRoute, prefix: str) -> HttpRoute:

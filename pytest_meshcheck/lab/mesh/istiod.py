@@ -28,7 +28,12 @@ from typing import Any
 
 from pytest_meshcheck.lab.contract import WorkloadContext
 from pytest_meshcheck.lab.mesh.ca import MeshCA
-from pytest_meshcheck.lab.mesh.config import CONFIG_KINDS, ROOT_NAMESPACE, parse_duration
+from pytest_meshcheck.lab.mesh.config import (
+    CONFIG_KINDS,
+    GATEWAY_SECRETS_KIND,
+    ROOT_NAMESPACE,
+    parse_duration,
+)
 from pytest_meshcheck.lab.mesh.discovery import CERTIFICATE_PATH, CONFIG_PATH, XDS_PLAINTEXT_PORT
 from pytest_meshcheck.lab.mesh.injector import (
     InjectionConfig,
@@ -68,6 +73,7 @@ WEBHOOKS = ResourceRef("admissionregistration.k8s.io", "v1", "mutatingwebhookcon
 WATCHED_KINDS = {
     ("", "Pod"),
     ("", "Service"),
+    ("", "Secret"),  # gateway credentials
     ("networking.istio.io", "VirtualService"),
     ("networking.istio.io", "DestinationRule"),
     ("networking.istio.io", "Gateway"),
@@ -442,10 +448,39 @@ class Istiod:
             if unchanged:
                 return 304, b"", "application/json"
             document = self.config_document()
+            if proxy_type == "router":
+                namespace = proxy.rpartition(".")[2]
+                document = {
+                    **document,
+                    "objects": {**document["objects"], **self._gateway_secrets(document, namespace)},
+                }
             self._seen(proxy, proxy_version, waiting=False, sent=int(document["version"]))
             return 200, json.dumps(document).encode(), "application/json"
         finally:
             self._seen(proxy, proxy_version, waiting=False)
+
+    def _gateway_secrets(
+        self, document: Mapping[str, Any], namespace: str
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The ``credentialName`` secrets a gateway in ``namespace`` needs (SDS sends them to
+        gateways only, never to sidecars)."""
+        names = {
+            str((server.get("tls") or {}).get("credentialName"))
+            for gateway in document["objects"].get("gateways", [])
+            for server in (gateway.get("spec") or {}).get("servers", []) or []
+            if (server.get("tls") or {}).get("credentialName")
+        }
+        found = []
+        for name in sorted(names):
+            for candidate in (name, f"{name}-cacert"):
+                if self.store is None:
+                    break
+                try:
+                    found.append(self.store.get(SECRETS, namespace, candidate))
+                except Exception as exc:
+                    if error_code(exc) != 404:
+                        raise
+        return {GATEWAY_SECRETS_KIND: found}
 
     def _seen(
         self, proxy: str, proxy_version: str, *, waiting: bool, sent: int | None = None, proxy_type: str = ""

@@ -51,7 +51,6 @@ from pytest_meshcheck.lab.mesh.config import (
     MeshWorkload,
     RequestInfo,
     RouteTarget,
-    gateway_host_allowed,
 )
 from pytest_meshcheck.lab.mesh.discovery import (
     XDS_PLAINTEXT_PORT,
@@ -60,6 +59,7 @@ from pytest_meshcheck.lab.mesh.discovery import (
     IstiodClient,
     parse_address,
 )
+from pytest_meshcheck.lab.mesh.gateway import GatewayListeners
 from pytest_meshcheck.lab.mesh.httpio import (
     Connection,
     ProtocolError,
@@ -149,6 +149,7 @@ class ProxyAgent:
         self.inbound = Inbound(self)
         self.upstream = Upstream(self)
         self.ports = AgentPorts(self)
+        self.gateway = GatewayListeners(self)
         self._threads: list[threading.Thread] = []
         self._connections: set[socket.socket] = set()
         self._inflight = 0
@@ -205,7 +206,7 @@ class ProxyAgent:
         )
         return issued_from_pem(key_pem, cert_pem, root_pem)
 
-    def _log(self, message: str) -> None:
+    def log(self, message: str) -> None:
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         self.ctx.log.write(f"{stamp}\tinfo\t{message}")
 
@@ -226,12 +227,12 @@ class ProxyAgent:
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
-        self._log(f"Istio proxy {self.version} starting as {'router' if self.router else 'sidecar'}")
+        self.log(f"Istio proxy {self.version} starting as {'router' if self.router else 'sidecar'}")
         self.ports.start()
         if not self.router:
-            self._listen(SIDECAR_OUTBOUND_PORT, self._outbound_connection)
+            self.listen(SIDECAR_OUTBOUND_PORT, self._outbound_connection)
             for port in self.app_ports():
-                self._listen(port, self.inbound.handler(port))
+                self.listen(port, self.inbound.handler(port))
         for target, name in ((self._config_loop, "config"), (self._certificate_loop, "certs")):
             thread = threading.Thread(target=target, name=f"proxy-{name}-{self.ctx.pod_name}", daemon=True)
             thread.start()
@@ -288,7 +289,7 @@ class ProxyAgent:
             except ControlPlaneError as exc:
                 failures += 1
                 if failures in (1, 10) or failures % 100 == 0:
-                    self._log(f"config: {exc}")
+                    self.log(f"config: {exc}")
                 # istiod is away: keep the last config, try again after a short back-off
                 self._stop.wait(min(5.0, 0.1 * failures))
                 continue
@@ -306,7 +307,7 @@ class ProxyAgent:
             version=int(document.get("version", 0)),
         )
         if self.router:
-            self._reconcile_gateway_listeners()
+            self.gateway.reconcile()
         self.config_received.set()
         with self._config_changed:
             self._config_changed.notify_all()
@@ -316,13 +317,13 @@ class ProxyAgent:
             try:
                 self.rotator.refresh_if_due()
             except (ControlPlaneError, ValueError, KeyError) as exc:
-                self._log(f"certificate: {exc}")
+                self.log(f"certificate: {exc}")
                 self._stop.wait(1.0)
                 continue
             self._stop.wait(max(0.05, self.rotator.seconds_until_due()))
 
     # --- listeners ------------------------------------------------------------------------------
-    def _listen(self, port: int, handler: Callable[[socket.socket, tuple[str, int]], None]) -> None:
+    def listen(self, port: int, handler: Callable[[socket.socket, tuple[str, int]], None]) -> None:
         def tracked(sock: socket.socket, peer: tuple[str, int]) -> None:
             with self._state:
                 self._connections.add(sock)
@@ -343,18 +344,12 @@ class ProxyAgent:
                 (self.ctx.pod_ip, port), tracked, name=f"{self.ctx.pod_name}:{port}"
             )
 
-    def _reconcile_gateway_listeners(self) -> None:
-        wanted = {s.listen_port for s in self.config.gateway_servers(self.namespace, self.labels)}
+    def close_listeners_except(self, ports: set[int]) -> None:
         with self._listeners_lock:
-            stale = [p for p in self._listeners if p not in wanted]
+            stale = [p for p in self._listeners if p not in ports]
             closing = [self._listeners.pop(p) for p in stale]
         for listener in closing:
             listener.close()
-        for port in sorted(wanted):
-            try:
-                self._listen(port, self._gateway_handler(port))
-            except OSError as exc:
-                self._log(f"gateway listener {port}: {exc}")
 
     def listening_ports(self) -> list[int]:
         with self._listeners_lock:
@@ -446,7 +441,7 @@ class ProxyAgent:
         else:
             target = RouteTarget(service=service, port=dport)
         if is_http:
-            self._downstream_http(
+            self.serve_downstream_http(
                 conn, peer, lambda request: self._route_mesh(request, service, target), port=dport
             )
         else:
@@ -465,7 +460,7 @@ class ProxyAgent:
             rng=self.rng,
         )
 
-    def _downstream_http(
+    def serve_downstream_http(
         self,
         conn: Connection,
         peer: tuple[str, int],
@@ -600,35 +595,6 @@ class ProxyAgent:
         received, sent = relay(conn.sock, upstream, conn.buffer)
         upstream.close()
         self.metrics.tcp_closed(labels, sent=sent, received=received)
-
-    # --- gateway --------------------------------------------------------------------------------
-    def _gateway_handler(self, listen_port: int) -> Callable[[socket.socket, tuple[str, int]], None]:
-        def handle(sock: socket.socket, peer: tuple[str, int]) -> None:
-            self._downstream_http(
-                Connection(sock), peer, lambda info: self.route_gateway(info, listen_port), port=listen_port
-            )
-
-        return handle
-
-    def route_gateway(self, info: RequestInfo, listen_port: int) -> RouteTarget | None:
-        if "gateway-404" in self.faults.active():
-            return None
-        for server in self.config.gateway_servers(self.namespace, self.labels):
-            if server.listen_port != listen_port or not gateway_host_allowed(server.hosts, info.authority):
-                continue
-            target = self.config.route_http(
-                info,
-                service=None,
-                source_namespace=self.namespace,
-                source_labels=self.labels,
-                gateway=server.gateway,
-                rng=self.rng,
-            )
-            if target is not None:
-                return target
-        return None
-
-    # --- agent HTTP ports -----------------------------------------------------------------------
 
     @property
     def node_id(self) -> str:

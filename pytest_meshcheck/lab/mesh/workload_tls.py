@@ -82,3 +82,29 @@ def peer_identity(sock: ssl.SSLSocket) -> tuple[str, str]:
     cert = x509.load_der_x509_certificate(der)
     ids = certificate_spiffe_ids(cert)
     return (ids[0] if ids else ""), der_sha256_hex(der)
+
+
+def server_context_from_pem(
+    cert_pem: bytes, key_pem: bytes, client_ca_pem: bytes | None = None
+) -> ssl.SSLContext:
+    """A TLS server context from PEM data (a gateway's ``credentialName`` secret); with a client CA
+    it requires client certificates (Istio's ``MUTUAL`` gateway mode)."""
+    directory = tempfile.mkdtemp(prefix="meshcheck-gateway-")
+    try:
+        cert_path = os.path.join(directory, "tls.crt")
+        key_path = os.path.join(directory, "tls.key")
+        with open(cert_path, "wb") as handle:
+            handle.write(cert_pem)
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key_pem)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(cert_path, key_path)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    if client_ca_pem:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cadata=client_ca_pem.decode())
+    context.set_alpn_protocols(["http/1.1"])
+    return context

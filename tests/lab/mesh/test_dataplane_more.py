@@ -1,14 +1,20 @@
 from __future__ import annotations
 
+import base64
+import contextlib
+import json
 import socket
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from meshlab_env import WAIT, MeshLab, mesh_get, plain_get
+from meshlab_env import WAIT, MeshLab, http_exchange, mesh_get, plain_get
 from meshlab_fakes import EchoApp, TcpEchoApp, iter_metric_lines
 from meshlab_objects import istio, peer_auth, service
+
+from pytest_meshcheck.lab.mesh.ca import MeshCA
 
 SLEEP = "spiffe://cluster.local/ns/apps/sa/sleep"
 
@@ -150,3 +156,77 @@ def test_services_without_selector_and_unknown_addresses_pass_through(lab: MeshL
         assert passthrough and passthrough[0]["connection_security_policy"] == "none"
     finally:
         outside.close()
+
+
+def test_secure_gateway_terminates_tls_with_its_credential(lab: MeshLab) -> None:
+    gw_labels = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
+    lab.service(
+        "istio-ingressgateway",
+        "istio-system",
+        gw_labels,
+        ports=(("status-port", 15021, 15021), ("http2", 80, 8080), ("https", 443, 8443)),
+    )
+    lab.service("productpage", "apps", {"app": "productpage"}, ports=(("http", 9080, 9080),))
+    lab.add_pod("productpage-v1-a", {"app": "productpage", "version": "v1"}, ports=(9080,))
+    issuer = MeshCA()
+    key_pem, cert_pem = issuer.issue_serving(["bookinfo.example.com"])
+    lab.store.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/tls",
+            "metadata": {"name": "bookinfo-credential", "namespace": "istio-system"},
+            "data": {
+                "tls.crt": base64.b64encode(cert_pem).decode(),
+                "tls.key": base64.b64encode(key_pem).decode(),
+            },
+        }
+    )
+    gateway = lab.add_pod(
+        "istio-ingressgateway-a",
+        gw_labels,
+        namespace="istio-system",
+        ports=(8080, 8443),
+        service_account="istio-ingressgateway-service-account",
+        sidecar=False,
+        router=True,
+    )
+    server = {
+        "port": {"number": 443, "name": "https", "protocol": "HTTPS"},
+        "tls": {"mode": "SIMPLE", "credentialName": "bookinfo-credential"},
+        "hosts": ["bookinfo.example.com"],
+    }
+    lab.apply(
+        istio("Gateway", "secure", "apps", {"selector": {"istio": "ingressgateway"}, "servers": [server]})
+    )
+    lab.apply(
+        istio(
+            "VirtualService",
+            "bookinfo",
+            "apps",
+            {
+                "hosts": ["bookinfo.example.com"],
+                "gateways": ["secure"],
+                "http": [{"route": [{"destination": {"host": "productpage", "port": {"number": 9080}}}]}],
+            },
+        )
+    )
+    assert gateway.proxy.listening_ports() == [8443]
+    context = ssl.create_default_context(cadata=issuer.root_pem.decode())
+    raw = socket.create_connection((gateway.ip, 8443), timeout=WAIT)
+    tls = context.wrap_socket(raw, server_hostname="bookinfo.example.com")
+    try:
+        response = http_exchange(tls, "/productpage", "bookinfo.example.com")
+    finally:
+        tls.close()
+    assert response.status == 200
+    assert json.loads(response.body)["path"] == "/productpage"
+    # a plaintext client on the HTTPS port gets no HTTP answer
+    plain = socket.create_connection((gateway.ip, 8443), timeout=WAIT)
+    plain.sendall(b"GET / HTTP/1.1\r\nHost: bookinfo.example.com\r\n\r\n")
+    received = b""
+    with contextlib.suppress(ConnectionResetError):  # reset after the failed handshake
+        while chunk := plain.recv(100):
+            received += chunk
+    plain.close()
+    assert not received.startswith(b"HTTP/")
