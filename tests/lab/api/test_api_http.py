@@ -8,13 +8,15 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
 from kubernetes import client
 from lab_api_support import Lab
 
-from pytest_meshcheck.lab.store import GVR
+from pytest_meshcheck.lab.apiserver import ApiServer
+from pytest_meshcheck.lab.store import GVR, Store
 
 
 def _url(lab: Lab, path: str) -> str:
@@ -316,3 +318,31 @@ def test_aggregated_discovery_when_asked(lab: Lab) -> None:
     assert [item["metadata"]["name"] for item in core["items"]] == [""]
     legacy = requests.get(_url(lab, "/apis"), headers=_auth(lab), verify=lab.ca_file, timeout=10).json()
     assert legacy["kind"] == "APIGroupList"
+
+
+def test_stop_ends_streams_and_frees_the_port(tmp_path: Path) -> None:
+    store = Store()
+    server = ApiServer(store, state_dir=tmp_path)
+    server.start()
+    port = server.port
+    ca_file = tmp_path / "ca.crt"
+    ca_file.write_bytes(server.ca_pem)
+    context = ssl.create_default_context(cafile=str(ca_file))
+    tls = context.wrap_socket(
+        socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname="127.0.0.1"
+    )
+    tls.sendall(
+        f"GET /api/v1/configmaps?watch=1 HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {server.token}\r\n\r\n".encode()
+    )
+    received = tls.recv(4096)
+    assert received.startswith(b"HTTP/1.1 200")
+    server.stop()
+    while not received.endswith(b"0\r\n\r\n"):
+        chunk = tls.recv(4096)  # the socket timeout (10 s) bounds this wait
+        if not chunk:
+            break
+        received += chunk
+    tls.close()
+    with socket.create_server(("127.0.0.1", port)):
+        pass  # the listening port is free again
