@@ -253,6 +253,11 @@ def read_request(conn: Connection) -> Request | None:
         raise ProtocolError(f"bad request line {line[:80]!r}")
     request = Request(method=parts[0], target=parts[1], version=parts[2])
     request.headers = _read_headers(conn)
+    if (request.header("expect") or "").lower() == "100-continue":
+        # answer for the upstream, as Envoy does, so clients like curl send the body at once
+        request.remove_header("expect")
+        if request.header("content-length") not in (None, "0") or request.header("transfer-encoding"):
+            conn.send(b"HTTP/1.1 100 Continue\r\n\r\n")
     request.body, _ = _read_body(conn, request, until_close=False)
     return request
 

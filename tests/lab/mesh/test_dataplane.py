@@ -246,13 +246,13 @@ def test_dataplane_faults(lab: MeshLab) -> None:
     lab.faults.names.add("slow-reviews")
     slow = mesh_get(ratings, reviews_ip, 9080, "/reviews/0")
     assert slow.status == 200
-    durations = [
-        s
-        for s in iter_metric_lines(scrape(ratings.ip, 15020), "istio_request_duration_milliseconds_bucket")
+    sums = [
+        float(s["__value__"])
+        for s in iter_metric_lines(scrape(ratings.ip, 15020), "istio_request_duration_milliseconds_sum")
         if s["reporter"] == "source" and s["destination_app"] == "reviews"
     ]
-    assert {b["le"]: b["__value__"] for b in durations}["250"] == "0"
-    assert {b["le"]: b["__value__"] for b in durations}["500"] == "1"
+    # a lower bound only: the fault adds 400 ms, however fast or slow the machine is
+    assert len(sums) == 1 and sums[0] >= 400
 
 
 def test_gateway_routes_bookinfo_sample(lab: MeshLab) -> None:
