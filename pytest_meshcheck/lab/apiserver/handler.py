@@ -7,11 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import secrets
 import ssl
-import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -21,10 +18,9 @@ import yaml
 from pytest_meshcheck.lab.apimachinery import protobuf
 from pytest_meshcheck.lab.apimachinery.patches import patch_type_for
 from pytest_meshcheck.lab.apimachinery.validation import schema_unknown_fields, unknown_field_causes
-from pytest_meshcheck.lab.apiserver import discovery, exec_stream, openapi, proxy, tables
+from pytest_meshcheck.lab.apiserver import discovery, openapi, podio, proxy, tables, watching
 from pytest_meshcheck.lab.apiserver.connio import LockedSocket
 from pytest_meshcheck.lab.apiserver.routing import ResourceTarget, parse_resource_path
-from pytest_meshcheck.lab.apiserver.websocket import WebSocket, accept_key
 from pytest_meshcheck.lab.errors import (
     BadRequest,
     MethodNotAllowed,
@@ -47,9 +43,6 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 3 * 1024 * 1024
 #: Oversized bodies up to this size are read and dropped before the 413 goes out.
 DRAIN_LIMIT_BYTES = 32 * 1024 * 1024
-#: A watch without ``timeoutSeconds`` ends after this long (real servers pick 30-60 minutes).
-DEFAULT_WATCH_SECONDS = 1800
-BOOKMARK_INTERVAL_SECONDS = 5.0
 _ANONYMOUS_PATHS = ("/healthz", "/livez", "/readyz", "/version", "/version/")
 #: Media types answered with JSON. Protobuf is among them: Go clients (kubectl's typed clients,
 #: Prometheus' service discovery) pick their decoder from the response's Content-Type, so a JSON
@@ -379,10 +372,10 @@ class ApiHandler(BaseHTTPRequestHandler):
             )
             return
         if sub == "log" and method in ("GET", "HEAD"):
-            self._logs(store, namespace or "", str(target.name))
+            podio.serve_logs(self, store, namespace or "", str(target.name))
             return
         if sub in ("exec", "attach"):
-            self._exec(store, namespace or "", str(target.name), sub)
+            podio.serve_exec(self, store, namespace or "", str(target.name), sub)
             return
         if target.name is None:
             self._collection(method, kind, namespace, store, watch=target.watch_prefix)
@@ -401,7 +394,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         if method in ("GET", "HEAD"):
             self._accept_json()
             if watch or self._flag("watch"):
-                self._watch(kind, namespace, store, name=None)
+                watching.serve_watch(self, kind, namespace, store, name=None)
                 return
             items, rv = store.list(
                 kind.gvr,
@@ -497,7 +490,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         if method in ("GET", "HEAD"):
             self._accept_json()
             if watch or self._flag("watch"):
-                self._watch(kind, namespace, store, name=name)
+                watching.serve_watch(self, kind, namespace, store, name=name)
                 return
             if sub == "scale":
                 self._send_json(200, store.get_scale(kind.gvr, namespace, name))
@@ -699,217 +692,3 @@ class ApiHandler(BaseHTTPRequestHandler):
         if mode == "Strict":
             raise BadRequest("strict decoding error: " + ", ".join(messages))
         self._warnings.extend(messages)
-
-    # -- watch ---------------------------------------------------------------------------------
-
-    def _watch(self, kind: ResourceKind, namespace: str | None, store: Store, *, name: str | None) -> None:
-        field_selector = self._param("fieldSelector")
-        if name is not None:
-            field_selector = ",".join(s for s in (field_selector, f"metadata.name={name}") if s)
-        resource_version = self._param("resourceVersion") or None
-        send_initial = self._flag("sendInitialEvents")
-        watch = store.watch(
-            kind.gvr,
-            namespace,
-            resource_version=None if send_initial else resource_version,
-            label_selector=self._param("labelSelector"),
-            field_selector=field_selector,
-        )
-        try:
-            timeout_text = self._param("timeoutSeconds")
-            try:
-                timeout = float(timeout_text) if timeout_text else DEFAULT_WATCH_SECONDS
-            except ValueError as exc:
-                raise BadRequest(f"invalid timeoutSeconds {timeout_text!r}") from exc
-            self._stream_watch(kind, store, watch, timeout, send_initial)
-        finally:
-            watch.close()
-
-    def _stream_watch(
-        self, kind: ResourceKind, store: Store, watch: Any, timeout: float, send_initial: bool
-    ) -> None:
-        as_table = self._wants_table()
-        include = self._param("includeObject", "Metadata")
-        bookmarks = self._flag("allowWatchBookmarks")
-        sock = self._start_stream("application/json")
-        deadline = time.monotonic() + timeout
-        last_sent = time.monotonic()
-        first_table = True
-        initial_left = watch.initial_events if send_initial else -1
-        stopping = self.server.api.stopping
-        try:
-            if initial_left == 0:
-                self._send_bookmark(sock, kind, store, initial_end=True)
-            while not stopping.is_set():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                event = watch.next(min(1.0, remaining))
-                if event is None:
-                    if watch.closed or sock.peer_closed():
-                        return
-                    if bookmarks and time.monotonic() - last_sent >= BOOKMARK_INTERVAL_SECONDS:
-                        self._send_bookmark(sock, kind, store, initial_end=False)
-                        last_sent = time.monotonic()
-                    continue
-                obj: Any = event.object
-                if as_table:
-                    obj = tables.table(
-                        kind,
-                        [obj],
-                        resource_version=obj["metadata"].get("resourceVersion", ""),
-                        include_object=include,
-                        with_headers=first_table,
-                    )
-                    first_table = False
-                sock.sendall(
-                    self._chunk(
-                        json.dumps({"type": event.type, "object": obj}, separators=(",", ":")).encode()
-                        + b"\n"
-                    )
-                )
-                last_sent = time.monotonic()
-                if initial_left > 0:
-                    initial_left -= 1
-                    if initial_left == 0:
-                        self._send_bookmark(sock, kind, store, initial_end=True)
-            sock.sendall(b"0\r\n\r\n")
-        except (OSError, ssl.SSLError):
-            return
-
-    def _send_bookmark(
-        self, sock: LockedSocket, kind: ResourceKind, store: Store, *, initial_end: bool
-    ) -> None:
-        metadata: dict[str, Any] = {"resourceVersion": store.resource_version}
-        if initial_end:
-            metadata["annotations"] = {"k8s.io/initial-events-end": "true"}
-        event = {
-            "type": "BOOKMARK",
-            "object": {"kind": kind.kind, "apiVersion": kind.api_version, "metadata": metadata},
-        }
-        sock.sendall(self._chunk(json.dumps(event).encode() + b"\n"))
-
-    # -- logs and exec -------------------------------------------------------------------------
-
-    def _container_of(self, pod: dict[str, Any], requested: str) -> str:
-        spec = pod.get("spec") or {}
-        names = [c.get("name", "") for c in (spec.get("containers") or [])]
-        all_names = names + [c.get("name", "") for c in (spec.get("initContainers") or [])]
-        pod_name = pod["metadata"]["name"]
-        if requested:
-            if requested not in all_names:
-                raise BadRequest(f"container {requested} is not valid for pod {pod_name}")
-            return requested
-        if len(names) == 1:
-            return str(names[0])
-        raise BadRequest(
-            f"a container name must be specified for pod {pod_name}, choose one of: [{' '.join(names)}]"
-        )
-
-    def _runtime(self) -> Any:
-        runtime = self.server.api.runtime
-        if runtime is None:
-            raise StoreError("no container runtime is attached to this API server")
-        return runtime
-
-    def _logs(self, store: Store, namespace: str, name: str) -> None:
-        pod = store.get(PODS, namespace, name)
-        container = self._container_of(pod, self._param("container"))
-        tail_text = self._param("tailLines")
-        try:
-            tail = int(tail_text) if tail_text else None
-        except ValueError as exc:
-            raise BadRequest(f"invalid tailLines {tail_text!r}") from exc
-        runtime = self._runtime()
-        stop = threading.Event()
-        chunks: Iterator[bytes] = runtime.logs(
-            namespace,
-            name,
-            container,
-            follow=self._flag("follow"),
-            tail_lines=tail,
-            previous=self._flag("previous"),
-            timestamps=self._flag("timestamps"),
-            stop=stop,
-        )
-        # Without follow the first read happens before the headers, so errors (no previous
-        # instance, unknown container ...) still become a Status; a follow may wait for output.
-        first = None if self._flag("follow") else next(chunks, None)
-        sock = self._start_stream("text/plain")
-        watcher = threading.Thread(
-            target=self._watch_hangup, args=(sock, stop), daemon=True, name="log-hangup"
-        )
-        watcher.start()
-        try:
-            if first:
-                sock.sendall(self._chunk(first))
-            for chunk in chunks:
-                if stop.is_set():
-                    break
-                if chunk:
-                    sock.sendall(self._chunk(chunk))
-            sock.sendall(b"0\r\n\r\n")
-        except (OSError, ssl.SSLError):
-            pass
-        finally:
-            stop.set()
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
-
-    def _watch_hangup(self, sock: LockedSocket, stop: threading.Event) -> None:
-        stopping = self.server.api.stopping
-        while not stop.is_set():
-            if stopping.is_set() or sock.peer_closed():
-                stop.set()
-                return
-            stop.wait(0.3)
-
-    def _exec(self, store: Store, namespace: str, name: str, sub: str) -> None:
-        if sub == "attach":
-            raise BadRequest("pods/attach is not supported by the lab")
-        pod = store.get(PODS, namespace, name)
-        container = self._container_of(pod, self._param("container"))
-        command = self._query.get("command") or []
-        if not command:
-            raise BadRequest("you must specify at least 1 command")
-        if self.headers.get("Upgrade", "").lower() != "websocket":
-            raise BadRequest(
-                "Upgrade request required: pods/exec is served over WebSocket (v4/v5.channel.k8s.io)"
-            )
-        protocol = exec_stream.choose_protocol(self.headers.get("Sec-WebSocket-Protocol", ""))
-        if protocol is None:
-            raise BadRequest(
-                "unable to upgrade connection: requested protocol(s) are not supported: "
-                f"{self.headers.get('Sec-WebSocket-Protocol', '')}; "
-                f"supports {list(exec_stream.SUPPORTED_PROTOCOLS)}"
-            )
-        runtime = self._runtime()
-        key = self.headers.get("Sec-WebSocket-Key", "")
-        self._started = True
-        self.close_connection = True
-        self.send_response(101, "Switching Protocols")
-        self.send_header("Upgrade", "websocket")
-        self.send_header("Connection", "Upgrade")
-        self.send_header("Sec-WebSocket-Accept", accept_key(key))
-        self.send_header("Sec-WebSocket-Protocol", protocol)
-        self.end_headers()
-        self.wfile.flush()
-        socket = WebSocket(LockedSocket(self.connection))
-        exec_stream.run_exec(
-            socket,
-            protocol,
-            runtime,
-            namespace=namespace,
-            pod=name,
-            container=container,
-            command=list(command),
-            stdin=self._flag("stdin"),
-            stdout=self._flag("stdout") or "stdout" not in self._query,
-            stderr=self._flag("stderr") or "stderr" not in self._query,
-            tty=self._flag("tty"),
-        )
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(32)

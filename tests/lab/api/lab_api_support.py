@@ -31,6 +31,8 @@ class FakeRuntime:
         self.follow_stopped = threading.Event()
         self.exec_finished = threading.Event()
         self.log_lines = [f"line-{i}" for i in range(5)]
+        #: Whether a follow keeps producing output (False: a follow that waits silently).
+        self.follow_ticks = True
 
     def logs(
         self,
@@ -57,8 +59,9 @@ class FakeRuntime:
                 yield (line + "\n").encode()
             tick = 0
             while follow and not stop.wait(0.05):
-                yield f"tick-{tick}\n".encode()
-                tick += 1
+                if self.follow_ticks:
+                    yield f"tick-{tick}\n".encode()
+                    tick += 1
         finally:
             if follow and stop.is_set():
                 self.follow_stopped.set()

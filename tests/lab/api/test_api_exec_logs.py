@@ -162,3 +162,18 @@ def test_exec_streams_a_megabyte_through_stdin_and_stdout(lab: Lab, ns: str, pod
     payload = "".join(f"{i:07d}\n" for i in range(128 * 1024))  # 1 MiB, line-numbered
     copied = lab.kubectl("-n", ns, "exec", "-i", pod, "--", "cat", input=payload, timeout=60)
     assert copied.stdout == payload
+
+
+def test_silent_follow_ends_when_the_client_hangs_up(
+    lab: Lab, api_client: client.ApiClient, ns: str, pod: str
+) -> None:
+    lab.runtime.follow_stopped.clear()
+    lab.runtime.follow_ticks = False
+    try:
+        core = client.CoreV1Api(api_client)
+        followed = core.read_namespaced_pod_log(pod, ns, follow=True, tail_lines=0, _preload_content=False)
+        assert followed.status == 200
+        followed.close()
+        assert lab.runtime.follow_stopped.wait(10), "a silent follow outlived its client"
+    finally:
+        lab.runtime.follow_ticks = True

@@ -279,9 +279,9 @@ def _watch_events(lab: Lab, path: str, count: int) -> list[dict[str, object]]:
 
 
 def test_watch_bookmarks_and_initial_events(lab: Lab, ns: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pytest_meshcheck.lab.apiserver import handler
+    from pytest_meshcheck.lab.apiserver import watching
 
-    monkeypatch.setattr(handler, "BOOKMARK_INTERVAL_SECONDS", 0.1)
+    monkeypatch.setattr(watching, "BOOKMARK_INTERVAL_SECONDS", 0.1)
     lab.store.create(GVR.core("configmaps"), {"metadata": {"name": "present"}}, namespace=ns)
     base = f"/api/v1/namespaces/{ns}/configmaps?watch=1&allowWatchBookmarks=true&timeoutSeconds=10"
     initial = _watch_events(lab, base + "&sendInitialEvents=true&resourceVersionMatch=NotOlderThan", 2)
