@@ -507,7 +507,7 @@ OPTIONS: tuple[Option, ...] = (
     _opt(
         "load-users",
         "load_users",
-        "10",
+        "5",
         parse_positive_int,
         "Concurrent Locust users driving traffic through the ingress gateway.",
         metavar="N",
@@ -570,7 +570,7 @@ OPTIONS: tuple[Option, ...] = (
     _opt(
         "p95-ms",
         "p95_ms",
-        "1000",
+        "400",
         parse_positive_float,
         "Highest acceptable 95th-percentile latency under load, in milliseconds.",
         metavar="MS",
