@@ -235,6 +235,7 @@ class Inbound:
                     body = CONNECT_FAILURE_BODY
                     return simple_response(503, body), None
                 upstream.sock.settimeout(None)
+                upstream.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
                 upstream.send(request.encode())
                 response = read_response(upstream, request.method)
