@@ -14,7 +14,6 @@ they started from, so a slow webhook never blocks the cluster.
 
 from __future__ import annotations
 
-import base64
 import builtins
 import collections
 import json
@@ -28,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pytest_meshcheck.lab.apimachinery import ownership, patches, validation
+from pytest_meshcheck.lab.apimachinery.defaults import apply_defaults
 from pytest_meshcheck.lab.apimachinery.selectors import parse_field_selector, parse_label_selector
 from pytest_meshcheck.lab.errors import (
     AlreadyExists,
@@ -35,7 +35,6 @@ from pytest_meshcheck.lab.errors import (
     Conflict,
     Forbidden,
     Gone,
-    Invalid,
     NotFound,
     StoreError,
     UnsupportedMediaType,
@@ -493,7 +492,7 @@ class Store:
             "deletionGracePeriodSeconds",
         ):
             metadata.pop(stale, None)
-        _apply_defaults(kind, new)
+        apply_defaults(kind, new)
         with self._lock:
             self._check_namespace(kind, metadata.get("namespace", ""), metadata["name"])
         if kind.crd == "" and kind.storage_key == ("apiextensions.k8s.io", "customresourcedefinitions"):
@@ -650,7 +649,7 @@ class Store:
                     meta.pop(fixed, None)
             meta["name"] = name
             meta["generation"] = current["metadata"].get("generation", 1)
-            _apply_defaults(kind, new)
+            apply_defaults(kind, new)
             causes = validation.metadata_causes(new, kind.storage_key)
             if not kind.crd and subresource != "status":
                 causes += validation.kind_causes(new, kind.kind)
@@ -787,7 +786,7 @@ class Store:
             )
         if subresource == "scale":
             scale = self.get_scale(gvr, namespace, name)
-            patched = _patch_document(scale, patch, patch_type)
+            patched = patches.apply_patch(scale, patch, patch_type)
             patched["metadata"]["name"] = name
             if kind.namespaced:
                 patched["metadata"]["namespace"] = namespace or ""
@@ -796,7 +795,7 @@ class Store:
             kind,
             namespace,
             name,
-            lambda current: _patch_document(current, patch, patch_type),
+            lambda current: patches.apply_patch(current, patch, patch_type),
             subresource=subresource or "",
             dry_run=dry_run,
             field_manager=field_manager,
@@ -1124,97 +1123,3 @@ def _set_path(obj: Obj, path: str, value: Any) -> None:
     for part in parts[:-1]:
         current = current.setdefault(part, {})
     current[parts[-1]] = value
-
-
-def _patch_document(current: Obj, patch: object, patch_type: str) -> Obj:
-    if patch_type == "json":
-        return patches.apply_json_patch(current, patch)
-    if not isinstance(patch, dict):
-        raise BadRequest(f"{patch_type} patch must be a JSON object")
-    if patch_type == "merge":
-        result = patches.apply_merge_patch(current, patch)
-    else:
-        result = patches.apply_strategic_merge_patch(current, patch)
-    if not isinstance(result, dict):
-        raise Invalid("the patch removed the whole object")
-    return result
-
-
-_TEMPLATED = {
-    ("apps", "deployments"),
-    ("apps", "replicasets"),
-    ("apps", "statefulsets"),
-    ("apps", "daemonsets"),
-    ("batch", "jobs"),
-    ("", "replicationcontrollers"),
-}
-
-
-def _default_pod_spec(spec: Any) -> None:
-    if not isinstance(spec, dict):
-        return
-    for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
-        if isinstance(container, dict):
-            for port in container.get("ports") or []:
-                if isinstance(port, dict):
-                    port.setdefault("protocol", "TCP")
-
-
-def _apply_defaults(kind: ResourceKind, obj: Obj) -> None:
-    """The defaults clients read back and rely on (kubectl rollout, the Python client's models)."""
-    key = kind.storage_key
-    if key in _TEMPLATED:
-        _default_pod_spec(((obj.get("spec") or {}).get("template") or {}).get("spec"))
-    elif key == ("", "pods"):
-        _default_pod_spec(obj.get("spec"))
-    if key == ("", "namespaces"):
-        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
-        obj.setdefault("status", {}).setdefault("phase", "Active")
-        obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
-    elif key == ("", "pods"):
-        spec = obj.setdefault("spec", {})
-        spec.setdefault("restartPolicy", "Always")
-        spec.setdefault("dnsPolicy", "ClusterFirst")
-        spec.setdefault("schedulerName", "default-scheduler")
-        spec.setdefault("terminationGracePeriodSeconds", 30)
-        spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
-        spec.setdefault("serviceAccount", spec["serviceAccountName"])
-        for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
-            if isinstance(container, dict):
-                image = str(container.get("image", ""))
-                latest = ":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")
-                container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
-                container.setdefault("terminationMessagePath", "/dev/termination-log")
-                container.setdefault("terminationMessagePolicy", "File")
-        obj.setdefault("status", {"phase": "Pending", "qosClass": "BestEffort"})
-    elif key in (("apps", "deployments"), ("apps", "replicasets"), ("apps", "statefulsets")):
-        spec = obj.setdefault("spec", {})
-        spec.setdefault("replicas", 1)
-        spec.setdefault("revisionHistoryLimit", 10)
-        if key == ("apps", "deployments"):
-            spec.setdefault("progressDeadlineSeconds", 600)
-            strategy = spec.setdefault("strategy", {"type": "RollingUpdate"})
-            if strategy.get("type", "RollingUpdate") == "RollingUpdate":
-                strategy.setdefault("type", "RollingUpdate")
-                strategy.setdefault("rollingUpdate", {"maxSurge": "25%", "maxUnavailable": "25%"})
-    elif key == ("", "services"):
-        spec = obj.setdefault("spec", {})
-        spec.setdefault("type", "ClusterIP")
-        spec.setdefault("sessionAffinity", "None")
-        for port in spec.get("ports") or []:
-            if isinstance(port, dict):
-                port.setdefault("protocol", "TCP")
-                port.setdefault("targetPort", port.get("port"))
-    elif key == ("", "secrets"):
-        obj.setdefault("type", "Opaque")
-    _normalize(kind, obj)
-
-
-def _normalize(kind: ResourceKind, obj: Obj) -> None:
-    """Write-time conversions the real server makes on every write (Secret ``stringData``)."""
-    if kind.storage_key == ("", "secrets"):
-        string_data = obj.pop("stringData", None)
-        if isinstance(string_data, dict):
-            data = obj.setdefault("data", {})
-            for k, v in string_data.items():
-                data[k] = base64.b64encode(str(v).encode()).decode()

@@ -289,3 +289,18 @@ def patch_type_for(content_type: str) -> str:
             + ", ".join(PATCH_CONTENT_TYPES)
         )
     return PATCH_CONTENT_TYPES[media]
+
+
+def apply_patch(current: dict[str, Any], patch: object, patch_type: str) -> dict[str, Any]:
+    """Apply a ``json``, ``merge`` or ``strategic`` patch to an object."""
+    if patch_type == "json":
+        return apply_json_patch(current, patch)
+    if not isinstance(patch, dict):
+        raise BadRequest(f"{patch_type} patch must be a JSON object")
+    if patch_type == "merge":
+        result = apply_merge_patch(current, patch)
+    else:
+        result = apply_strategic_merge_patch(current, patch)
+    if not isinstance(result, dict):
+        raise Invalid("the patch removed the whole object")
+    return result
