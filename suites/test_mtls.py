@@ -103,18 +103,29 @@ def _drive_traffic(gateway_url: str) -> int:
 def test_no_plaintext_between_mesh_workloads_in_prometheus(
     meshcheck_gateway_url: str,
     meshcheck_bookinfo: AppInstall,
+    meshcheck_probe: Probe,
     meshcheck_prometheus: PrometheusClient,
     meshcheck_settings: Settings,
 ) -> None:
+    # Traffic through the gateway (Bookinfo's hops) and from the in-mesh probe (which needs no
+    # gateway, so a gateway regression does not hide an mTLS one).
     served = _drive_traffic(meshcheck_gateway_url)
-    namespace = meshcheck_bookinfo.namespace
+    for _ in range(5):
+        meshcheck_probe.curl(_httpbin_url(meshcheck_probe, "/ip"), where="in_mesh")
+    namespaces = [meshcheck_bookinfo.namespace, meshcheck_probe.namespaces["in_mesh"]]
     patience = min(meshcheck_settings.timeout, 90)
     deadline = time.monotonic() + patience
-    while not [s for s in meshcheck_prometheus.query(requests_query(namespace)) if s.value > 0]:
+    probe_namespace = meshcheck_probe.namespaces["in_mesh"]
+    while not [s for s in meshcheck_prometheus.query(requests_query(probe_namespace)) if s.value > 0]:
         if time.monotonic() >= deadline:
-            raise CheckFailed(f"no Istio request telemetry for {namespace} in Prometheus after {patience:g}s")
+            raise CheckFailed(
+                f"no Istio request telemetry for {probe_namespace} in Prometheus after {patience:g}s "
+                "(the in-mesh probe's requests to httpbin were not reported)"
+            )
         time.sleep(2.0)
-    plaintext = plaintext_samples(meshcheck_prometheus, namespace)
+    plaintext = [
+        sample for namespace in namespaces for sample in plaintext_samples(meshcheck_prometheus, namespace)
+    ]
     attach_evidence(
         "requests without mutual TLS (Prometheus)",
         {"gateway requests served": served, "samples": [{**s.labels, "value": s.value} for s in plaintext]},
