@@ -374,6 +374,9 @@ class ApiHandler(BaseHTTPRequestHandler):
         if sub == "log" and method in ("GET", "HEAD"):
             podio.serve_logs(self, store, namespace or "", str(target.name))
             return
+        if sub == "portforward":
+            podio.serve_portforward(self, store, namespace or "", str(target.name))
+            return
         if sub in ("exec", "attach"):
             podio.serve_exec(self, store, namespace or "", str(target.name), sub)
             return

@@ -3,6 +3,8 @@ the node runtime (``runtime_api.PodRuntime``) and noticing when the client goes 
 
 from __future__ import annotations
 
+import contextlib
+import socket as net
 import ssl
 import threading
 from collections.abc import Iterator
@@ -10,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_meshcheck.lab.apiserver import exec_stream
 from pytest_meshcheck.lab.apiserver.connio import LockedSocket
-from pytest_meshcheck.lab.apiserver.websocket import WebSocket, accept_key
+from pytest_meshcheck.lab.apiserver.websocket import ConnectionClosed, WebSocket, accept_key
 from pytest_meshcheck.lab.errors import BadRequest, StoreError
 from pytest_meshcheck.lab.resources import GVR
 from pytest_meshcheck.lab.store import Store
@@ -147,3 +149,100 @@ def serve_exec(handler: ApiHandler, store: Store, namespace: str, name: str, sub
         stderr=handler._flag("stderr") or "stderr" not in handler._query,
         tty=handler._flag("tty"),
     )
+
+
+def serve_portforward(handler: ApiHandler, store: Store, namespace: str, name: str) -> None:
+    """``pods/portforward`` over WebSocket (the channel protocol the Python client speaks): per
+    requested port a data channel (2i) and an error channel (2i+1), each opened with the port
+    number as two little-endian bytes, and one TCP connection to the pod per port.
+    kubectl's SPDY-based port-forward is not served."""
+    pod = store.get(PODS, namespace, name)
+    pod_ip = (pod.get("status") or {}).get("podIP")
+    if not pod_ip:
+        raise BadRequest(f'pod "{name}" has no IP address yet')
+    ports: list[int] = []
+    for value in handler._query.get("ports") or []:
+        for part in value.split(","):
+            if not part.strip().isdigit() or not 0 < int(part) < 65536:
+                raise BadRequest(f"invalid port {part!r}")
+            ports.append(int(part))
+    if not ports:
+        raise BadRequest("at least one port must be specified")
+    if handler.headers.get("Upgrade", "").lower() != "websocket":
+        raise BadRequest("Upgrade request required: pods/portforward is served over WebSocket")
+    protocol = exec_stream.choose_protocol(handler.headers.get("Sec-WebSocket-Protocol", ""))
+    if protocol is None:
+        raise BadRequest("unable to upgrade connection: requested protocol(s) are not supported")
+    socket = _upgrade(handler, protocol)
+    forward_ports(socket, str(pod_ip), ports)
+
+
+def _upgrade(handler: ApiHandler, protocol: str) -> WebSocket:
+    handler._started = True
+    handler.close_connection = True
+    handler.send_response(101, "Switching Protocols")
+    handler.send_header("Upgrade", "websocket")
+    handler.send_header("Connection", "Upgrade")
+    handler.send_header("Sec-WebSocket-Accept", accept_key(handler.headers.get("Sec-WebSocket-Key", "")))
+    handler.send_header("Sec-WebSocket-Protocol", protocol)
+    handler.end_headers()
+    handler.wfile.flush()
+    return WebSocket(LockedSocket(handler.connection))
+
+
+def forward_ports(socket: WebSocket, host: str, ports: list[int]) -> None:
+    """Relay until the client closes the WebSocket or every pod connection has ended."""
+    connections: dict[int, net.socket] = {}
+    pumps = []
+    for index, port in enumerate(ports):
+        prefix = port.to_bytes(2, "little")
+        try:
+            socket.send(bytes([2 * index]) + prefix)
+            socket.send(bytes([2 * index + 1]) + prefix)
+        except ConnectionClosed:
+            return
+        try:
+            connection = net.create_connection((host, port), timeout=10)
+        except OSError as exc:
+            with contextlib.suppress(ConnectionClosed):
+                socket.send(bytes([2 * index + 1]) + f"error forwarding port {port} to pod: {exc}".encode())
+            continue
+        connection.settimeout(None)
+        connections[index] = connection
+        pump = threading.Thread(target=_pod_to_client, args=(socket, connection, 2 * index), daemon=True)
+        pump.start()
+        pumps.append(pump)
+    try:
+        while connections and any(p.is_alive() for p in pumps):
+            _opcode, message = socket.receive()
+            if not message:
+                continue
+            channel, data = message[0], message[1:]
+            target = connections.get(channel // 2)
+            if channel % 2 == 0 and target is not None and data:
+                try:
+                    target.sendall(data)
+                except OSError:
+                    connections.pop(channel // 2, None)
+    except ConnectionClosed:
+        pass
+    finally:
+        for connection in connections.values():
+            with contextlib.suppress(OSError):
+                connection.close()
+        socket.close()
+        for pump in pumps:
+            pump.join(2.0)
+
+
+def _pod_to_client(socket: WebSocket, connection: net.socket, channel: int) -> None:
+    try:
+        while True:
+            data = connection.recv(65536)
+            if not data:
+                break
+            socket.send(bytes([channel]) + data)
+    except (OSError, ConnectionClosed):
+        pass
+    finally:
+        socket.close()

@@ -177,3 +177,50 @@ def test_silent_follow_ends_when_the_client_hangs_up(
         assert lab.runtime.follow_stopped.wait(10), "a silent follow outlived its client"
     finally:
         lab.runtime.follow_ticks = True
+
+
+def test_python_client_port_forward(lab: Lab, api_client: client.ApiClient, ns: str) -> None:
+    import http.server
+    import threading
+
+    from kubernetes.stream import portforward
+
+    class Hello(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+        def do_GET(self) -> None:
+            body = f"hello from {self.path}".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    backend = http.server.ThreadingHTTPServer(("127.0.0.4", 0), Hello)
+    thread = threading.Thread(target=backend.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    port = int(backend.server_address[1])
+    try:
+        lab.store.create(
+            GVR.core("pods"),
+            {"metadata": {"name": "pf"}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
+            namespace=ns,
+        )
+        running = lab.store.get(GVR.core("pods"), ns, "pf")
+        running["status"] = {"phase": "Running", "podIP": "127.0.0.4"}
+        lab.store.update(GVR.core("pods"), running, subresource="status")
+        core = client.CoreV1Api(api_client)
+        forward = portforward(core.connect_get_namespaced_pod_portforward, "pf", ns, ports=str(port))
+        sock = forward.socket(port)
+        sock.settimeout(10)
+        sock.sendall(b"GET /pf HTTP/1.0\r\nHost: x\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+        sock.close()
+        assert answer.startswith(b"HTTP/1.0 200") and answer.endswith(b"hello from /pf")
+        assert forward.error(port) is None
+    finally:
+        backend.shutdown()
+        backend.server_close()
+        thread.join(5)
