@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_meshcheck.lab.mesh.httpio import Connection, ProtocolError, read_response
 from pytest_meshcheck.lab.mesh.injector import ENVOY_PROM_PORT, HEALTH_PORT, STATUS_PORT
-from pytest_meshcheck.lab.mesh.netio import shutdown_servers
+from pytest_meshcheck.lab.mesh.netio import SHUTDOWN_POLL_SECONDS, shutdown_servers
 
 if TYPE_CHECKING:
     from pytest_meshcheck.lab.mesh.proxy import ProxyAgent
@@ -84,7 +84,12 @@ class AgentPorts:
 
         server = ThreadingHTTPServer(address, Handler)
         server.daemon_threads = True
-        thread = threading.Thread(target=server.serve_forever, name=f"agent-http-{address[1]}", daemon=True)
+        thread = threading.Thread(
+            target=server.serve_forever,
+            args=(SHUTDOWN_POLL_SECONDS,),
+            name=f"agent-http-{address[1]}",
+            daemon=True,
+        )
         thread.start()
         self._servers.append(server)
 

@@ -43,7 +43,7 @@ from pytest_meshcheck.lab.mesh.injector import (
     revision_name,
     webhook_configuration_name,
 )
-from pytest_meshcheck.lab.mesh.netio import shutdown_servers
+from pytest_meshcheck.lab.mesh.netio import SHUTDOWN_POLL_SECONDS, shutdown_servers
 from pytest_meshcheck.lab.mesh.sources import (
     STORE_SERVICE,
     FaultSource,
@@ -401,7 +401,12 @@ class Istiod:
         server.daemon_threads = True
         if tls is not None:
             server.socket = tls.wrap_socket(server.socket, server_side=True)
-        thread = threading.Thread(target=server.serve_forever, name=f"istiod-{address[1]}", daemon=True)
+        thread = threading.Thread(
+            target=server.serve_forever,
+            args=(SHUTDOWN_POLL_SECONDS,),
+            name=f"istiod-{address[1]}",
+            daemon=True,
+        )
         thread.start()
         self._servers.append(server)
 

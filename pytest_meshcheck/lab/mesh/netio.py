@@ -128,6 +128,10 @@ def relay(
     return counts[id(a)], counts[id(b)]
 
 
+#: How often an idle ``socketserver`` checks for shutdown: a pod's HTTP ports close within this.
+SHUTDOWN_POLL_SECONDS = 0.1
+
+
 def shutdown_servers(servers: list[Any]) -> None:
     """Stop several ``socketserver`` servers at once (each ``shutdown`` waits out a poll interval)."""
     threads = [threading.Thread(target=server.shutdown, daemon=True) for server in servers]

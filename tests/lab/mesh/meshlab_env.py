@@ -159,10 +159,12 @@ class MeshLab:
             thread.start()
         for thread in stoppers:
             thread.join(timeout=WAIT)
-        for handle in self.pods:
-            for app in handle.apps:
-                app.close()
-        self.istiod.stop()
+        closers = [threading.Thread(target=app.close) for handle in self.pods for app in handle.apps]
+        closers.append(threading.Thread(target=self.istiod.stop))
+        for thread in closers:
+            thread.start()
+        for thread in closers:
+            thread.join(timeout=WAIT)
 
 
 def http_exchange(
