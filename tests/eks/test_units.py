@@ -139,6 +139,19 @@ def test_missing_region_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_pa
         Aws(region="").ensure_region()
 
 
+@pytest.mark.parametrize("variable", ["AWS_REGION", "AWS_DEFAULT_REGION"])
+def test_region_comes_from_the_aws_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str
+) -> None:
+    for key in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv(variable, "eu-central-1")
+    aws = Aws(region="")
+    assert aws.ensure_region() == "eu-central-1"
+    assert aws.client("sts").meta.region_name == "eu-central-1"
+
+
 def test_unknown_profile_is_a_provider_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     with pytest.raises(ProviderError, match="AWS configuration"):

@@ -7,6 +7,7 @@ an explicit endpoint here would silently override what the user configured.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -58,10 +59,12 @@ class Aws:
                     profile_name=self.profile or None, region_name=self.region or None
                 )
             if not self.region:
-                self.region = self._session.region_name or ""
+                # botocore reads AWS_DEFAULT_REGION and profiles; the SDKs' AWS_REGION too
+                self.region = self._session.region_name or os.environ.get("AWS_REGION", "")
             if not self.region:
                 raise ProviderError(
-                    "no AWS region: pass --meshcheck-eks-region (or --region), or set AWS_REGION"
+                    "no AWS region: pass --meshcheck-eks-region (or --region), or set AWS_REGION "
+                    "or AWS_DEFAULT_REGION, or a region in the AWS profile"
                 )
         return self._session
 
@@ -76,7 +79,7 @@ class Aws:
 
             config = Config(retries={"mode": "standard", "max_attempts": 8})
             with aws_errors(f"creating the {service} client"):
-                self._clients[service] = self.session.client(service, config=config)
+                self._clients[service] = self.session.client(service, region_name=self.region, config=config)
         return self._clients[service]
 
     def credentials(self) -> Any:
