@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from pytest_meshcheck.lab.apiserver import exec_stream
+from pytest_meshcheck.lab.apiserver import exec_stream, spdy
 from pytest_meshcheck.lab.apiserver.connio import LockedSocket
 from pytest_meshcheck.lab.apiserver.websocket import ConnectionClosed, WebSocket, accept_key
 from pytest_meshcheck.lab.errors import BadRequest, StoreError
@@ -152,14 +152,21 @@ def serve_exec(handler: ApiHandler, store: Store, namespace: str, name: str, sub
 
 
 def serve_portforward(handler: ApiHandler, store: Store, namespace: str, name: str) -> None:
-    """``pods/portforward`` over WebSocket (the channel protocol the Python client speaks): per
+    """``pods/portforward`` in its three forms: kubectl's SPDY tunnelled through a WebSocket, plain
+    SPDY (kubectl's fallback), and the WebSocket channel protocol the Python client speaks: per
     requested port a data channel (2i) and an error channel (2i+1), each opened with the port
-    number as two little-endian bytes, and one TCP connection to the pod per port.
-    kubectl's SPDY-based port-forward is not served."""
+    number as two little-endian bytes, and one TCP connection to the pod per port."""
     pod = store.get(PODS, namespace, name)
     pod_ip = (pod.get("status") or {}).get("podIP")
     if not pod_ip:
         raise BadRequest(f'pod "{name}" has no IP address yet')
+    offered = [p.strip() for p in handler.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+    if handler.headers.get("Upgrade", "").lower() == "websocket" and spdy.WEBSOCKET_PROTOCOL in offered:
+        _serve_spdy(_websocket_stream(_upgrade(handler, spdy.WEBSOCKET_PROTOCOL)), str(pod_ip))
+        return
+    if handler.headers.get("Upgrade", "").lower().startswith("spdy/3.1"):
+        _serve_spdy(_raw_spdy_stream(handler), str(pod_ip))
+        return
     ports: list[int] = []
     for value in handler._query.get("ports") or []:
         for part in value.split(","):
@@ -246,3 +253,49 @@ def _pod_to_client(socket: WebSocket, connection: net.socket, channel: int) -> N
         pass
     finally:
         socket.close()
+
+
+def _serve_spdy(stream: spdy.ByteStream, pod_ip: str) -> None:
+    spdy.PortForwardSession(stream, pod_ip).serve()
+
+
+def _websocket_stream(socket: WebSocket) -> spdy.ByteStream:
+    """SPDY bytes carried in WebSocket binary messages, as kubectl's tunnelling dialer sends them."""
+    buffer = bytearray()
+
+    def read(count: int) -> bytes:
+        while not buffer:
+            try:
+                _opcode, message = socket.receive()
+            except ConnectionClosed:
+                return b""
+            buffer.extend(message)
+        data = bytes(buffer[:count])
+        del buffer[:count]
+        return data
+
+    def write(data: bytes) -> None:
+        socket.send(data)
+
+    return spdy.ByteStream(read, write)
+
+
+def _raw_spdy_stream(handler: ApiHandler) -> spdy.ByteStream:
+    """The HTTP/1.1 ``Upgrade: SPDY/3.1`` form: SPDY straight over the TLS connection."""
+    handler._started = True
+    handler.close_connection = True
+    handler.send_response(101, "Switching Protocols")
+    handler.send_header("Connection", "Upgrade")
+    handler.send_header("Upgrade", "SPDY/3.1")
+    handler.send_header("X-Stream-Protocol-Version", "portforward.k8s.io")
+    handler.end_headers()
+    handler.wfile.flush()
+    sock = LockedSocket(handler.connection)
+
+    def read(count: int) -> bytes:
+        while True:
+            data = sock.recv_some(1.0, count)
+            if data is not None:
+                return data
+
+    return spdy.ByteStream(read, sock.sendall)

@@ -224,3 +224,61 @@ def test_python_client_port_forward(lab: Lab, api_client: client.ApiClient, ns: 
         backend.shutdown()
         backend.server_close()
         thread.join(5)
+
+
+@pytest.mark.parametrize("websockets", ["true", "false"], ids=["spdy-over-websocket", "spdy"])
+def test_kubectl_port_forward(lab: Lab, ns: str, websockets: str) -> None:
+    import http.client
+    import http.server
+    import re
+    import select
+    import subprocess
+    import threading
+
+    from lab_api_support import KUBECTL
+
+    class Hello(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+        def do_GET(self) -> None:
+            body = f"forwarded {self.path}".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    backend = http.server.ThreadingHTTPServer(("127.0.0.6", 0), Hello)
+    thread = threading.Thread(target=backend.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    remote = int(backend.server_address[1])
+    spec = {"containers": [{"name": "c", "image": "i"}]}
+    lab.store.create(GVR.core("pods"), {"metadata": {"name": "fwd"}, "spec": spec}, namespace=ns)
+    running = lab.store.get(GVR.core("pods"), ns, "fwd")
+    running["status"] = {"phase": "Running", "podIP": "127.0.0.6"}
+    lab.store.update(GVR.core("pods"), running, subresource="status")
+    process = subprocess.Popen(
+        [KUBECTL, "--kubeconfig", str(lab.kubeconfig), "-n", ns, "port-forward", "pod/fwd", f":{remote}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "KUBECTL_PORT_FORWARD_WEBSOCKETS": websockets},
+    )
+    try:
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], 20)
+        assert ready, "kubectl port-forward did not report its local port"
+        line = process.stdout.readline().decode()
+        match = re.search(r"127\.0\.0\.1:(\d+) -> ", line)
+        assert match, line
+        for attempt in range(2):  # two connections: one SPDY stream pair each
+            connection = http.client.HTTPConnection("127.0.0.1", int(match.group(1)), timeout=10)
+            connection.request("GET", f"/try-{attempt}")
+            response = connection.getresponse()
+            assert response.status == 200 and response.read() == f"forwarded /try-{attempt}".encode()
+            connection.close()
+    finally:
+        process.terminate()
+        process.wait(10)
+        backend.shutdown()
+        backend.server_close()
+        thread.join(5)
