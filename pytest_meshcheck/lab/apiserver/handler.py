@@ -254,7 +254,8 @@ class ApiHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Cache-Control", "no-cache, private")
         for warning in self._warnings:
-            self.send_header("Warning", f'299 - "{warning}"')
+            escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
+            self.send_header("Warning", f'299 - "{escaped}"')
         for key, value in extra.items():
             self.send_header(key, value)
         self.end_headers()
