@@ -138,6 +138,8 @@ def test_strict_field_validation_rejects_unknown_fields(lab: Lab, ns: str) -> No
     bad = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndatta: {a: b}\n"
     result = lab.kubectl("-n", ns, "apply", "-f", "-", input=bad, check=False)
     assert result.returncode != 0 and 'unknown field "datta"' in result.stderr
+    warned = lab.kubectl("-n", ns, "apply", "--validate=warn", "-f", "-", input=bad)
+    assert "configmap/c created" in warned.stdout and 'Warning: unknown field "datta"' in warned.stderr
 
 
 def test_create_commands_send_protobuf_and_work(lab: Lab) -> None:
