@@ -551,7 +551,7 @@ class Store:
             )
         if subresource == "scale":
             return self._update_scale(kind, metadata.get("namespace"), obj, dry_run=dry_run)
-        if subresource not in (None, "", "status", "finalize"):
+        if subresource not in (None, "", "status", "finalize", "approval"):
             raise NotFound(
                 f"the server could not find the requested resource ({kind.qualified_resource}/{subresource})"
             )
@@ -651,7 +651,7 @@ class Store:
             meta["generation"] = current["metadata"].get("generation", 1)
             apply_defaults(kind, new)
             causes = validation.metadata_causes(new, kind.storage_key)
-            if not kind.crd and subresource != "status":
+            if not kind.crd and subresource not in ("status", "approval"):
                 causes += validation.kind_causes(new, kind.kind)
                 causes += validation.immutable_causes(current, new, kind.kind)
             if causes:
@@ -708,7 +708,7 @@ class Store:
         )
 
     def _merge_subresource(self, kind: ResourceKind, current: Obj, new: Obj, subresource: str) -> Obj:
-        if subresource == "status":
+        if subresource in ("status", "approval"):  # a CSR approval is a write to its status
             merged: Obj = clone(current)
             if "status" in new:
                 merged["status"] = new["status"]

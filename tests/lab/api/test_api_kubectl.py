@@ -323,3 +323,34 @@ def test_strict_validation_knows_nested_built_in_fields(lab: Lab, ns: str) -> No
         "        configMap: {name: c, optional: true}\n      containers:\n",
     )
     assert "created" in lab.kubectl("-n", ns, "apply", "-f", "-", input=inline).stdout
+
+
+def test_kubectl_certificate_approve(lab: Lab) -> None:
+    import base64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    request = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "alice")]))
+        .sign(key, hashes.SHA256())
+    )
+    pem = base64.b64encode(request.public_bytes(serialization.Encoding.PEM)).decode()
+    csr = {
+        "apiVersion": "certificates.k8s.io/v1",
+        "kind": "CertificateSigningRequest",
+        "metadata": {"name": "alice"},
+        "spec": {
+            "request": pem,
+            "signerName": "kubernetes.io/kube-apiserver-client",
+            "usages": ["client auth"],
+        },
+    }
+    lab.kubectl("apply", "-f", "-", input=json.dumps(csr))
+    assert "approved" in lab.kubectl("certificate", "approve", "alice").stdout
+    conditions = lab.kubectl("get", "csr", "alice", "-o", "jsonpath={.status.conditions[0].type}").stdout
+    assert conditions == "Approved"
