@@ -4,6 +4,7 @@ the node runtime (``runtime_api.PodRuntime``) and noticing when the client goes 
 from __future__ import annotations
 
 import contextlib
+import queue
 import socket as net
 import ssl
 import threading
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from pytest_meshcheck.lab.apiserver.handler import ApiHandler
 
 PODS = GVR.core("pods")
+#: How long a log request waits for the runtime's first word before the response starts.
+_FIRST_OUTPUT_SECONDS = 1.0
+_HANGUP_POLL_SECONDS = 0.3
 
 
 def _container_of(handler: ApiHandler, pod: dict[str, Any], requested: str) -> str:
@@ -54,9 +58,7 @@ def serve_logs(handler: ApiHandler, store: Store, namespace: str, name: str) -> 
         tail = int(tail_text) if tail_text else None
     except ValueError as exc:
         raise BadRequest(f"invalid tailLines {tail_text!r}") from exc
-    runtime = _runtime(
-        handler,
-    )
+    runtime = _runtime(handler)
     stop = threading.Event()
     chunks: Iterator[bytes] = runtime.logs(
         namespace,
@@ -68,39 +70,57 @@ def serve_logs(handler: ApiHandler, store: Store, namespace: str, name: str) -> 
         timestamps=handler._flag("timestamps"),
         stop=stop,
     )
-    # Without follow the first read happens before the headers, so errors (no previous
-    # instance, unknown container ...) still become a Status; a follow may wait for output.
-    first = None if handler._flag("follow") else next(chunks, None)
-    sock = handler._start_stream("text/plain")
-    watcher = threading.Thread(
-        target=_watch_hangup, args=(handler, sock, stop), daemon=True, name="log-hangup"
-    )
-    watcher.start()
+    # The runtime's iterator runs on its own thread, so the handler can wait for it and for the
+    # client at once. Whatever the runtime says before the first output (or within a moment of
+    # asking) still becomes a Status: no previous instance, a container waiting to start ...
+    pending: queue.Queue[bytes | BaseException | None] = queue.Queue()
+    producer = threading.Thread(target=_produce, args=(chunks, pending, stop), daemon=True, name="log-reader")
+    producer.start()
     try:
-        if first:
-            sock.sendall(handler._chunk(first))
-        for chunk in chunks:
-            if stop.is_set():
+        first = pending.get(timeout=_FIRST_OUTPUT_SECONDS)
+    except queue.Empty:
+        first = b""
+    if isinstance(first, BaseException):
+        stop.set()
+        raise first
+    sock = handler._start_stream("text/plain")
+    try:
+        item: bytes | BaseException | None = first
+        while item is not None and not stop.is_set():
+            if isinstance(item, BaseException):
+                sock.sendall(handler._chunk(f"error reading the log: {item}\n".encode()))
                 break
-            if chunk:
-                sock.sendall(handler._chunk(chunk))
+            if item:
+                sock.sendall(handler._chunk(item))
+            try:
+                item = pending.get(timeout=_HANGUP_POLL_SECONDS)
+            except queue.Empty:
+                item = b""
+                if handler.server.api.stopping.is_set() or sock.peer_closed():
+                    break
         sock.sendall(b"0\r\n\r\n")
     except (OSError, ssl.SSLError):
         pass
     finally:
         stop.set()
+        producer.join(_HANGUP_POLL_SECONDS * 4)
+
+
+def _produce(
+    chunks: Iterator[bytes], pending: queue.Queue[bytes | BaseException | None], stop: threading.Event
+) -> None:
+    try:
+        for chunk in chunks:
+            pending.put(chunk)
+            if stop.is_set():
+                break
+    except Exception as exc:  # handed to the request thread, which reports it
+        pending.put(exc)
+    finally:
         close = getattr(chunks, "close", None)
         if close is not None:
             close()
-
-
-def _watch_hangup(handler: ApiHandler, sock: LockedSocket, stop: threading.Event) -> None:
-    stopping = handler.server.api.stopping
-    while not stop.is_set():
-        if stopping.is_set() or sock.peer_closed():
-            stop.set()
-            return
-        stop.wait(0.3)
+        pending.put(None)
 
 
 def serve_exec(handler: ApiHandler, store: Store, namespace: str, name: str, sub: str) -> None:

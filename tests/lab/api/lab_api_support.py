@@ -33,6 +33,8 @@ class FakeRuntime:
         self.log_lines = [f"line-{i}" for i in range(5)]
         #: Whether a follow keeps producing output (False: a follow that waits silently).
         self.follow_ticks = True
+        #: Whether containers are still waiting to start (logs fail on first read).
+        self.waiting = False
 
     def logs(
         self,
@@ -54,6 +56,8 @@ class FakeRuntime:
         return self._stream(lines, follow, stop)
 
     def _stream(self, lines: list[str], follow: bool, stop: threading.Event) -> Iterator[bytes]:
+        if self.waiting:  # raised on first read, as a generator-based kubelet does
+            raise BadRequest('container "app" in pod "runner" is waiting to start: ContainerCreating')
         try:
             for line in lines:
                 yield (line + "\n").encode()

@@ -282,3 +282,13 @@ def test_kubectl_port_forward(lab: Lab, ns: str, websockets: str) -> None:
         backend.shutdown()
         backend.server_close()
         thread.join(5)
+
+
+def test_log_errors_from_the_runtime_are_status_even_when_following(lab: Lab, ns: str, pod: str) -> None:
+    lab.runtime.waiting = True
+    try:
+        for args in ((), ("-f",)):
+            result = lab.kubectl("-n", ns, "logs", pod, *args, check=False, timeout=30)
+            assert result.returncode != 0 and "is waiting to start: ContainerCreating" in result.stderr
+    finally:
+        lab.runtime.waiting = False
