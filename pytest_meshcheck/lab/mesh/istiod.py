@@ -500,13 +500,30 @@ class Istiod:
             if sent is not None:
                 entry["sent"] = sent
 
+    def _pod_exists(self, proxy: str) -> bool:
+        """A proxy id is ``<pod>.<namespace>``; a deleted pod's proxy is no longer connected (its
+        last long poll may still be open for a few seconds)."""
+        if self.store is None:
+            return True
+        pod, _, namespace = proxy.rpartition(".")
+        try:
+            self.store.get(PODS, namespace, pod)
+        except Exception as exc:
+            return error_code(exc) != 404
+        return True
+
     def syncz(self) -> list[dict[str, Any]]:
         """Connected proxies, in the shape of istiod's ``/debug/syncz`` (``istioctl proxy-status``)."""
         now = time.monotonic()
         rows = []
         with self._changed:
+            entries = sorted(self._proxies.items())
             generation = self._generation
-            for proxy, entry in sorted(self._proxies.items()):
+        live = {proxy for proxy, _ in entries if self._pod_exists(proxy)}
+        with self._changed:
+            for proxy, entry in entries:
+                if proxy not in live:
+                    continue
                 if not entry["waiting"] and now - entry["last_seen"] > PROXY_STALE_SECONDS:
                     continue
                 state = "SYNCED" if entry["sent"] == generation else "STALE"

@@ -191,12 +191,18 @@ def test_syncz_versions_and_stale_config_when_istiod_dies(lab: MeshLab) -> None:
     service_ip = lab.service("httpbin", "apps", {"app": "httpbin"})
     lab.add_pod("httpbin-a", {"app": "httpbin"})
     client = lab.add_pod("sleep-a", {"app": "sleep"}, ports=(80,))
+    doomed = lab.add_pod("old-a", {"app": "old"}, ports=(81,))
     with urllib.request.urlopen(f"http://{lab.istiod_ctx.pod_ip}:15014/debug/syncz", timeout=10) as response:
         rows = json.loads(response.read())
     assert {(r["proxy"], r["proxy_type"], r["proxy_version"], r["istiod_version"]) for r in rows} == {
         ("httpbin-a.apps", "sidecar", VERSION, VERSION),
         ("sleep-a.apps", "sidecar", VERSION, VERSION),
+        ("old-a.apps", "sidecar", VERSION, VERSION),
     }
+    # a deleted pod's proxy drops out at once, even while its last long poll is still open
+    lab.store.remove(doomed.obj)
+    with urllib.request.urlopen(f"http://{lab.istiod_ctx.pod_ip}:15014/debug/syncz", timeout=10) as response:
+        assert sorted(r["proxy"] for r in json.loads(response.read())) == ["httpbin-a.apps", "sleep-a.apps"]
     with urllib.request.urlopen(f"http://{lab.istiod_ctx.pod_ip}:15014/metrics", timeout=10) as response:
         assert f'istio_build{{component="pilot",tag="{VERSION}"}} 1' in response.read().decode()
     lab.istiod.stop()
