@@ -14,7 +14,7 @@ import base64
 import random
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pytest_meshcheck.lab.mesh.injector import (
@@ -860,8 +860,6 @@ class MeshConfig:
 
 
 def _with_prefix(route: HttpRoute, prefix: str) -> HttpRoute:
-    from dataclasses import replace
-
     return replace(route, matched_prefix=prefix)
 
 

@@ -26,6 +26,8 @@ from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+
 from pytest_meshcheck.lab.contract import WorkloadContext
 from pytest_meshcheck.lab.mesh.ca import MeshCA
 from pytest_meshcheck.lab.mesh.config import (
@@ -52,6 +54,7 @@ from pytest_meshcheck.lab.mesh.sources import (
     error_code,
     faults_of,
 )
+from pytest_meshcheck.lab.mesh.workload_tls import server_context_from_pem
 
 XDS_TLS_PORT = 15012
 MONITORING_PORT = 15014
@@ -170,7 +173,7 @@ class Istiod:
     def start(self) -> None:
         self.ca = self._load_or_create_ca()
         key_pem, cert_pem = self.ca.issue_serving(self.serving_names())
-        tls = self._tls_context(key_pem, cert_pem)
+        tls = server_context_from_pem(cert_pem, key_pem)
         api = self._api_routes()
         self._serve((self.ctx.bind_ip, XDS_PLAINTEXT_PORT), api, None)
         self._serve((self.ctx.bind_ip, XDS_TLS_PORT), api, tls)
@@ -199,25 +202,6 @@ class Istiod:
         shutdown_servers(self._servers)
         for thread in self._threads:
             thread.join(timeout=5)
-
-    def _tls_context(self, key_pem: bytes, cert_pem: bytes) -> ssl.SSLContext:
-        import os
-        import tempfile
-
-        directory = tempfile.mkdtemp(prefix="meshcheck-istiod-")
-        cert_path = os.path.join(directory, "cert.pem")
-        key_path = os.path.join(directory, "key.pem")
-        with open(cert_path, "wb") as handle:
-            handle.write(cert_pem)
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(key_pem)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert_path, key_path)
-        os.unlink(cert_path)
-        os.unlink(key_path)
-        os.rmdir(directory)
-        return context
 
     # --- CA and its publication --------------------------------------------------------------------
     def _load_or_create_ca(self) -> MeshCA:
@@ -578,8 +562,6 @@ class Istiod:
             cert = self.ca.sign_csr(csr, namespace=namespace, service_account=service_account)
         except (ValueError, PermissionError) as exc:
             return 403, f"{exc}\n".encode(), "text/plain"
-        from cryptography.hazmat.primitives import serialization
-
         answer = {
             "certificateChain": [
                 cert.public_bytes(serialization.Encoding.PEM).decode(),

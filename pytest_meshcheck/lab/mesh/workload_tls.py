@@ -106,5 +106,4 @@ def server_context_from_pem(
     if client_ca_pem:
         context.verify_mode = ssl.CERT_REQUIRED
         context.load_verify_locations(cadata=client_ca_pem.decode())
-    context.set_alpn_protocols(["http/1.1"])
     return context
