@@ -28,7 +28,7 @@ from pytest_meshcheck.lab.mesh.httpio import (
     read_response,
     simple_response,
 )
-from pytest_meshcheck.lab.mesh.netio import relay, reset
+from pytest_meshcheck.lab.mesh.netio import IDLE_TIMEOUT, relay, reset
 from pytest_meshcheck.lab.mesh.peers import (
     PEER_METADATA_HEADER,
     PEER_METADATA_ID_HEADER,
@@ -78,7 +78,7 @@ class Inbound:
         except TimeoutError:
             first = b""
         if not first and mode != STRICT:
-            sock.settimeout(None)
+            sock.settimeout(IDLE_TIMEOUT)
         is_tls = first == b"\x16"
         if mode == STRICT and not is_tls:
             reset(sock)
@@ -109,7 +109,7 @@ class Inbound:
                     is_http = looks_like_http(conn.peek(4))
                 except TimeoutError:
                     is_http = False
-            stream.settimeout(None)
+            stream.settimeout(IDLE_TIMEOUT)
             if is_http:
                 self._inbound_http(conn, port, peer, mutual=mutual, principal=principal, cert_hash=cert_hash)
             else:
@@ -234,7 +234,7 @@ class Inbound:
                     flags.append("UF")
                     body = CONNECT_FAILURE_BODY
                     return simple_response(503, body), None
-                upstream.sock.settimeout(None)
+                upstream.sock.settimeout(IDLE_TIMEOUT)
                 upstream.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
                 upstream.send(request.encode())
@@ -271,7 +271,7 @@ class Inbound:
             app = socket.create_connection((self.agent.ctx.local_ip, port), timeout=10)
         except OSError:
             return
-        app.settimeout(None)
+        app.settimeout(IDLE_TIMEOUT)
         if record:
             self.agent.metrics.tcp_opened(labels)
         received, sent = relay(conn.sock, app, conn.buffer)

@@ -11,6 +11,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+#: Envoy's default idle timeout for connections (1 h): an idle connection, or an upstream that
+#: never answers, is closed then rather than holding a thread forever.
+IDLE_TIMEOUT = 3600.0
+
 
 def reset(sock: socket.socket) -> None:
     """Close with an RST instead of a FIN (SO_LINGER 0): what Envoy does to a plaintext client on a
@@ -86,7 +90,7 @@ def _half_close(sock: socket.socket) -> None:
 
 
 def relay(
-    a: socket.socket, b: socket.socket, first_to_b: bytes = b"", *, idle_timeout: float = 3600.0
+    a: socket.socket, b: socket.socket, first_to_b: bytes = b"", *, idle_timeout: float = IDLE_TIMEOUT
 ) -> tuple[int, int]:
     """Copy bytes both ways until both directions closed: ``(bytes a->b, bytes b->a)``.
 

@@ -77,6 +77,7 @@ from pytest_meshcheck.lab.mesh.injector import (
     pod_workload_name,
 )
 from pytest_meshcheck.lab.mesh.netio import (
+    IDLE_TIMEOUT,
     Listener,
     parse_proxy_v1,
     relay,
@@ -424,7 +425,7 @@ class ProxyAgent:
         if (service is None and workload is None) or (service is not None and not service.selector):
             # unknown to the mesh, or a Service without a selector (``kubernetes``, hand-made
             # Endpoints): straight through to where the app was going
-            sock.settimeout(None)
+            sock.settimeout(IDLE_TIMEOUT)
             self._passthrough(conn, dst, dport)
             return
         service_port = service.port(dport) if service is not None else None
@@ -435,7 +436,7 @@ class ProxyAgent:
                 is_http = looks_like_http(conn.peek(4))
             except TimeoutError:
                 is_http = False
-        sock.settimeout(None)
+        sock.settimeout(IDLE_TIMEOUT)
         if service is None and workload is not None:
             target = RouteTarget(service=None, port=dport, workload=workload)
         else:
@@ -548,7 +549,7 @@ class ProxyAgent:
         except UpstreamConnectError:
             reset(conn.sock)
             return
-        upstream.sock.settimeout(None)
+        upstream.sock.settimeout(IDLE_TIMEOUT)
         mutual = mode in (ISTIO_MUTUAL, TLS_MUTUAL)
         source = self.self_peer()
         destination = peer_of(endpoint.workload, principal if mutual else "unknown", self.cluster_id)
@@ -579,7 +580,7 @@ class ProxyAgent:
             upstream.bind((self.ctx.pod_ip, 0))
             upstream.settimeout(10)
             upstream.connect((host, port))
-            upstream.settimeout(None)
+            upstream.settimeout(IDLE_TIMEOUT)
         except OSError:
             reset(conn.sock)
             return

@@ -32,6 +32,7 @@ from pytest_meshcheck.lab.mesh.httpio import (
     simple_response,
 )
 from pytest_meshcheck.lab.mesh.inbound import CONNECT_FAILURE_BODY, TERMINATION_BODY
+from pytest_meshcheck.lab.mesh.netio import IDLE_TIMEOUT
 from pytest_meshcheck.lab.mesh.peers import PEER_METADATA_HEADER, PEER_METADATA_ID_HEADER, encode_peer
 from pytest_meshcheck.lab.mesh.workload_tls import peer_identity
 
@@ -103,7 +104,7 @@ class Upstream:
             if mode != TLS_SIMPLE:
                 principal = peer_identity(wrapped)[0] or "unknown"
             sock = wrapped
-        sock.settimeout(timeout)
+        sock.settimeout(timeout if timeout is not None else IDLE_TIMEOUT)
         return Connection(sock), principal
 
     def _send(
@@ -121,7 +122,7 @@ class Upstream:
                 upstream, principal = self.connect(endpoint, mode, timeout)
             else:
                 upstream, principal = pooled
-                upstream.sock.settimeout(timeout)
+                upstream.sock.settimeout(timeout if timeout is not None else IDLE_TIMEOUT)
             try:
                 upstream.send(request.encode())
                 response = read_response(upstream, request.method)
