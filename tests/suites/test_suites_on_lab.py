@@ -1,0 +1,81 @@
+"""The shipped suites against the lab: a healthy mesh passes every check, and each lab fault makes
+the run fail in the suite built to catch it.
+
+Each case is a real ``pytest --meshcheck`` run in a subprocess (its own lab, Istio, Prometheus,
+Kiali, Bookinfo and Locust), judged from the JSON verdict the run writes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CONFORMANCE_SUITES = ("injection", "mtls", "gateway", "graph", "versions", "load")
+
+#: fault -> the suite that must fail because of it.
+FAULT_SUITE = {
+    "injection-off": "injection",
+    "mtls-not-enforced": "mtls",
+    "plaintext-hop": "mtls",
+    "gateway-404": "gateway",
+    "ratings-5xx": "graph",
+    "missing-edge": "graph",
+    "kiali-stale": "graph",
+    "proxy-skew": "versions",
+    "slow-reviews": "load",
+}
+
+#: Suites that may fail too, because the fault really breaks what they check (not spuriously):
+#: without injection nothing is meshed (no mTLS, no telemetry, no proxies to version); with the
+#: gateway's routes gone no traffic reaches Bookinfo; a plaintext hop is also a non-mTLS graph edge.
+CONSEQUENCES = {
+    "injection-off": {"mtls", "graph", "versions"},
+    "gateway-404": {"graph", "load"},
+    "plaintext-hop": {"graph"},
+}
+
+RUN_OPTIONS = (
+    f"--meshcheck-suites={','.join(CONFORMANCE_SUITES)}",
+    "--meshcheck-load-duration=10s",
+    "--meshcheck-timeout=120s",
+    "-p",
+    "no:cacheprovider",
+)
+
+
+def run_gate(pytester: pytest.Pytester, *extra: str) -> tuple[int, dict[str, Any]]:
+    result = pytester.runpytest_subprocess("--meshcheck", *RUN_OPTIONS, *extra, timeout=1200)
+    summary_path = Path(pytester.path) / "reports" / "meshcheck-summary.json"
+    assert summary_path.exists(), result.stdout.str()[-3000:]
+    return int(result.ret), json.loads(summary_path.read_text())
+
+
+def suite_verdicts(summary: dict[str, Any]) -> dict[str, str]:
+    return {name: data["verdict"] for name, data in summary["suites"].items()}
+
+
+def test_a_healthy_lab_passes_every_check(pytester: pytest.Pytester) -> None:
+    code, summary = run_gate(pytester)
+    assert summary["broken_checks"] == [], summary["broken_checks"]
+    assert summary["failing_checks"] == [], summary["failing_checks"]
+    assert code == 0
+    assert summary["verdict"] == "pass"
+    assert summary["counts"]["passed"] >= 12
+    assert set(suite_verdicts(summary)) == set(CONFORMANCE_SUITES)
+
+
+@pytest.mark.parametrize("fault", sorted(FAULT_SUITE))
+def test_each_fault_fails_the_suite_built_for_it(pytester: pytest.Pytester, fault: str) -> None:
+    code, summary = run_gate(pytester, f"--meshcheck-lab-faults={fault}")
+    verdicts = suite_verdicts(summary)
+    expected = FAULT_SUITE[fault]
+    assert code == 1, summary
+    assert summary["verdict"] == "fail"
+    assert verdicts[expected] == "fail", verdicts
+    failing = {check["suite"] for check in summary["failing_checks"]}
+    spurious = failing - {expected} - CONSEQUENCES.get(fault, set())
+    assert not spurious, f"{fault} also failed {spurious}: {summary['failing_checks']}"
+    assert summary["broken_checks"] == [], summary["broken_checks"]
