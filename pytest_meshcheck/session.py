@@ -92,6 +92,9 @@ class MeshcheckSession:
         if provider is None:
             raise HarnessError("no provider: pytest_meshcheck_make_provider returned nothing")
         self._provider = provider
+        set_cleanup = getattr(provider, "set_service_cleanup", None)
+        if callable(set_cleanup):
+            set_cleanup(self._delete_load_balancers)
         self._install_sigterm_handler()
         try:
             self._handle = provider.provision()
@@ -120,8 +123,8 @@ class MeshcheckSession:
                             f"meshcheck: keeping the {self._handle.provider} cluster "
                             f"{self._handle.name!r} (kubeconfig {self._handle.kubeconfig})"
                         )
-                else:
-                    self._provider.teardown()
+                # Providers honour keep_cluster themselves (and say how to delete what they keep).
+                self._provider.teardown()
         finally:
             if self._kube is not None:
                 self._kube.close()
@@ -180,6 +183,13 @@ class MeshcheckSession:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line(f"meshcheck: {message} ({elapsed:.0f}s)")
+
+    def _delete_load_balancers(self, handle: ClusterHandle) -> None:
+        """Delete every LoadBalancer Service (the cloud load balancers behind them cost money and
+        block VPC deletion) and wait until they are gone."""
+        from pytest_meshcheck.kube.services import delete_load_balancer_services
+
+        delete_load_balancer_services(self.kube(), timeout=self.settings.timeout)
 
     def _remove_layers(self) -> list[str]:
         """Uninstall what the run installed, unless the provider's teardown destroys the cluster."""

@@ -133,3 +133,31 @@ def reach_service(
         url=f"{host}/api/v1/namespaces/{namespace}/services/{name}:{service_port.port}/proxy",
         via="apiserver",
     )
+
+
+def delete_load_balancer_services(kube: Kube, *, timeout: float) -> list[str]:
+    """Delete every LoadBalancer Service in the cluster and wait until they are gone."""
+    from pytest_meshcheck.kube.client import is_not_found
+
+    with translated("listing services"):
+        services = [
+            s for s in kube.core.list_service_for_all_namespaces().items if s.spec.type == "LoadBalancer"
+        ]
+    names = [f"{s.metadata.namespace}/{s.metadata.name}" for s in services]
+    for service in services:
+        try:
+            kube.core.delete_namespaced_service(service.metadata.name, service.metadata.namespace)
+        except Exception as exc:
+            if not is_not_found(exc):
+                raise
+
+    def gone() -> Progress:
+        remaining = [
+            f"{s.metadata.namespace}/{s.metadata.name}"
+            for s in kube.core.list_service_for_all_namespaces().items
+            if s.spec.type == "LoadBalancer"
+        ]
+        return Progress(not remaining, "still present: " + ", ".join(remaining) if remaining else "gone")
+
+    wait_until(gone, what="deletion of LoadBalancer services", timeout=timeout, interval=2.0)
+    return names

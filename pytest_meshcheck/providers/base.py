@@ -63,8 +63,15 @@ class ClusterHandle:
 
 @runtime_checkable
 class Provider(Protocol):
-    """Provisions one cluster for one run. ``teardown`` must be idempotent and safe after a
-    partial ``provision`` (it is called from failure paths and signal handlers)."""
+    """Provisions one cluster for one run.
+
+    ``teardown`` is always called at the end of the run, and must be idempotent and safe after a
+    partial ``provision`` (it is called from failure paths and signal handlers). It honours
+    ``settings.keep_cluster`` itself: keep everything and say how to remove it later.
+    Optional: a ``destroys_cluster`` attribute (True when teardown deletes the whole cluster, so the
+    run skips uninstalling what it installed), and ``set_service_cleanup(fn)`` to be given the
+    harness's Kubernetes-side cleanup (LoadBalancer Services, whose cloud load balancers would
+    otherwise outlive the cluster) to run first in teardown."""
 
     name: str
 

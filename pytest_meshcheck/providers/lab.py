@@ -68,6 +68,11 @@ class LabProvider:
             },
         )
 
+    @property
+    def destroys_cluster(self) -> bool:
+        """Stopping the lab discards everything in it, so uninstalling first would be wasted time."""
+        return not self.settings.keep_cluster
+
     def teardown(self) -> None:
         """Stop the lab unless it is kept; idempotent and safe after a failed ``provision``."""
         if not self._started or self.settings.keep_cluster:

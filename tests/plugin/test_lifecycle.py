@@ -44,7 +44,7 @@ class FakeProvider:
                              details={"kubernetes_version": "v1.32.0"})
 
     def teardown(self):
-        record("teardown")
+        record("teardown", keep=self.settings.keep_cluster)
 
 
 def pytest_meshcheck_make_provider(config, settings):
@@ -120,13 +120,14 @@ def test_xdist_controller_provisions_once_and_workers_share_the_handle(
     assert {e["name"] for e in uses} == {"fake-1"}
 
 
-def test_keep_cluster_skips_teardown(pytester: pytest.Pytester, journal: Path) -> None:
+def test_keep_cluster_is_left_to_the_provider_and_announced(pytester: pytest.Pytester, journal: Path) -> None:
     result = pytester.runpytest_subprocess(
         "--meshcheck", "--meshcheck-suites=none", "--meshcheck-keep-cluster", "-p", "no:xdist"
     )
     result.assert_outcomes(passed=4)
     assert len(events(journal, "provision")) == 1
-    assert events(journal, "teardown") == []
+    # The provider is always told to tear down, and honours keep_cluster itself.
+    assert [e["keep"] for e in events(journal, "teardown")] == [True]
     result.stdout.fnmatch_lines(["*meshcheck: keeping the fake cluster 'fake-1'*"])
 
 
