@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from pytest_meshcheck.lab import daemon
 
@@ -63,6 +64,82 @@ def _down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fault_client(name: str) -> tuple[object, str] | None:
+    state = daemon.running(name)
+    if state is None:
+        sys.stderr.write(
+            f"meshcheck: error: lab {name!r} is not running; start it with `meshcheck lab up --name {name}`\n"
+        )
+        return None
+    from kubernetes import client, config
+
+    api = client.CoreV1Api(config.new_client_from_config(config_file=str(state.kubeconfig)))  # type: ignore[no-untyped-call]
+    return api, str(state.kubeconfig)
+
+
+def _active_faults(api: Any) -> list[str]:
+    from kubernetes.client.exceptions import ApiException
+
+    from pytest_meshcheck.lab.controllers.faults import FAULTS_CONFIGMAP, FAULTS_NAMESPACE
+
+    try:
+        configmap = api.read_namespaced_config_map(FAULTS_CONFIGMAP, FAULTS_NAMESPACE)
+    except ApiException as exc:
+        if exc.status == 404:
+            return []
+        raise
+    raw = (configmap.data or {}).get("faults", "")
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _set_faults(api: Any, names: list[str]) -> None:
+    from pytest_meshcheck.lab.controllers.faults import FAULTS_CONFIGMAP, FAULTS_NAMESPACE
+
+    body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": FAULTS_CONFIGMAP, "namespace": FAULTS_NAMESPACE},
+        "data": {"faults": ",".join(names)},
+    }
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        api.replace_namespaced_config_map(FAULTS_CONFIGMAP, FAULTS_NAMESPACE, body)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        api.create_namespaced_config_map(FAULTS_NAMESPACE, body)
+
+
+def _fault(args: argparse.Namespace) -> int:
+    from pytest_meshcheck.lab.faults import FAULTS, unknown_faults
+
+    unknown = unknown_faults(args.faults)
+    if unknown:
+        sys.stderr.write(
+            f"meshcheck: error: unknown fault(s) {', '.join(unknown)}; known: {', '.join(FAULTS)}\n"
+        )
+        return 2
+    connection = _fault_client(args.name)
+    if connection is None:
+        return 1
+    api, _ = connection
+    active = _active_faults(api)
+    if args.fault_command == "add":
+        _set_faults(api, list(dict.fromkeys([*active, *args.faults])))
+    elif args.fault_command == "clear":
+        remaining = [name for name in active if args.faults and name not in args.faults]
+        _set_faults(api, remaining)
+    active = _active_faults(api)
+    if args.fault_command == "list":
+        for name, what in FAULTS.items():
+            mark = "on " if name in active else "off"
+            print(f"{mark}  {name:<18} {what}")
+    else:
+        print("active faults: " + (", ".join(active) if active else "none"))
+    return 0
+
+
 def add_lab_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lab = subparsers.add_parser("lab", help="run the embedded lab cluster in the background")
     commands = lab.add_subparsers(dest="lab_command", metavar="COMMAND", required=True)
@@ -86,3 +163,15 @@ def add_lab_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     down.add_argument("--name", default="lab")
     down.add_argument("--timeout", type=float, default=30.0, help="seconds before SIGKILL")
     down.set_defaults(handler=_down)
+
+    fault = commands.add_parser("fault", help="inject, clear and list the lab's named regressions")
+    fault_commands = fault.add_subparsers(dest="fault_command", metavar="ACTION", required=True)
+    for action, text in (
+        ("add", "turn faults on"),
+        ("clear", "turn the named faults off (all of them when none is named)"),
+        ("list", "show every known fault and whether it is on"),
+    ):
+        parser = fault_commands.add_parser(action, help=text)
+        parser.add_argument("--name", default="lab", help="lab name")
+        parser.add_argument("faults", nargs="+" if action == "add" else "*", metavar="FAULT")
+        parser.set_defaults(handler=_fault)

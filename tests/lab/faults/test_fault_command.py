@@ -1,0 +1,72 @@
+"""``meshcheck lab fault add|clear|list`` toggles a regression in a running meshed lab, observably.
+
+The lab is started and meshed the way a user would: ``meshcheck lab up``, then the harness's own
+installers (Istio from the shipped manifests, Bookinfo), then curl through the gateway.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from pytest_meshcheck import cli
+from pytest_meshcheck.install.bookinfo import install_bookinfo
+from pytest_meshcheck.install.istio import GATEWAY_NAME, ISTIO_NAMESPACE, IstioInstaller, istio_manifest_text
+from pytest_meshcheck.kube.client import Kube, connect
+from pytest_meshcheck.kube.services import reach_service
+from pytest_meshcheck.settings import default_settings
+
+LAB = "fault-cmd"
+
+
+@pytest.fixture(scope="module")
+def meshed_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Kube, str]]:
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("MESHCHECK_HOME", str(home))
+    assert cli.main(["lab", "up", "--name", LAB]) == 0
+    try:
+        kube = connect(home / "labs" / LAB / "kubeconfig", "")
+        settings = default_settings(timeout="120s")
+        IstioInstaller(kube, settings, kubeconfig=Path("unused"), manifest_text=istio_manifest_text).install()
+        install_bookinfo(kube, settings)
+        gateway = reach_service(kube, ISTIO_NAMESPACE, GATEWAY_NAME, "http2", lb_timeout=60)
+        yield kube, gateway.url
+        kube.close()
+    finally:
+        cli.main(["lab", "down", "--name", LAB])
+        monkeypatch.undo()
+
+
+def status_becomes(url: str, wanted: int, timeout: float = 30.0) -> int:
+    deadline = time.monotonic() + timeout
+    status = requests.get(url, timeout=10).status_code
+    while status != wanted and time.monotonic() < deadline:
+        time.sleep(0.5)
+        status = requests.get(url, timeout=10).status_code
+    return status
+
+
+def test_gateway_404_toggles_on_and_off(
+    meshed_lab: tuple[Kube, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, gateway = meshed_lab
+    page = f"{gateway}/productpage"
+    assert status_becomes(page, 200) == 200
+    assert cli.main(["lab", "fault", "add", "--name", LAB, "gateway-404"]) == 0
+    assert "active faults: gateway-404" in capsys.readouterr().out
+    assert status_becomes(page, 404) == 404
+    assert cli.main(["lab", "fault", "list", "--name", LAB]) == 0
+    assert "on   gateway-404" in capsys.readouterr().out
+    assert cli.main(["lab", "fault", "clear", "--name", LAB]) == 0
+    assert "active faults: none" in capsys.readouterr().out
+    assert status_becomes(page, 200) == 200
+
+
+def test_unknown_fault_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["lab", "fault", "add", "--name", LAB, "no-such-fault"]) == 2
+    assert "unknown fault(s) no-such-fault" in capsys.readouterr().err
