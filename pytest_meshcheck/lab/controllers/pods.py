@@ -6,6 +6,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from pytest_meshcheck.lab.apimachinery.selectors import match_label_selector, selector_to_string
 from pytest_meshcheck.lab.runtime.timefmt import parse_rfc3339
 
 
@@ -41,46 +42,13 @@ def is_available(pod: Mapping[str, Any], min_ready_seconds: int, now: float | No
 
 
 def labels_match(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
-    """A LabelSelector (matchLabels + matchExpressions) against a label set. An empty selector
-    matches nothing here, as controllers treat it."""
-    if not selector:
+    """A LabelSelector against a label set. Unlike the API's rule, an empty selector matches
+    nothing here, as controllers treat it (a controller never adopts every pod)."""
+    if not selector or not (selector.get("matchLabels") or selector.get("matchExpressions")):
         return False
-    match_labels = selector.get("matchLabels") or {}
-    expressions = selector.get("matchExpressions") or []
-    if not match_labels and not expressions:
-        return False
-    for key, value in match_labels.items():
-        if labels.get(key) != value:
-            return False
-    for expression in expressions:
-        key = expression.get("key", "")
-        operator = expression.get("operator", "")
-        values = set(expression.get("values") or [])
-        if operator == "In" and labels.get(key) not in values:
-            return False
-        if operator == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if operator == "Exists" and key not in labels:
-            return False
-        if operator == "DoesNotExist" and key in labels:
-            return False
-    return True
+    return match_label_selector(selector, labels)
 
 
 def selector_string(selector: Mapping[str, Any] | None) -> str:
     """A LabelSelector as the ``labelSelector`` query string (for ``status.selector``)."""
-    if not selector:
-        return ""
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
-    for expression in selector.get("matchExpressions") or []:
-        key, operator = expression.get("key", ""), expression.get("operator", "")
-        values = ",".join(sorted(expression.get("values") or []))
-        if operator == "In":
-            parts.append(f"{key} in ({values})")
-        elif operator == "NotIn":
-            parts.append(f"{key} notin ({values})")
-        elif operator == "Exists":
-            parts.append(key)
-        elif operator == "DoesNotExist":
-            parts.append(f"!{key}")
-    return ",".join(parts)
+    return selector_to_string(selector) if selector else ""

@@ -8,35 +8,17 @@ hand in in-memory fakes; the lab hands in its store.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
+
+from pytest_meshcheck.lab.resources import GVR
 
 #: Keys of ``WorkloadContext.services`` the mesh reads.
 STORE_SERVICE = "store"
 FAULTS_SERVICE = "faults"
 
 
-@dataclass(frozen=True)
-class ResourceRef:
-    """A group/version/resource address in the shape the lab's store looks kinds up by."""
-
-    group: str
-    version: str
-    resource: str
-
-    @classmethod
-    def parse(cls, text: str) -> ResourceRef:
-        """``v1/pods`` or ``networking.istio.io/v1/virtualservices``."""
-        parts = text.strip("/").split("/")
-        if len(parts) == 2:
-            return cls("", parts[0], parts[1])
-        if len(parts) == 3:
-            return cls(parts[0], parts[1], parts[2])
-        raise ValueError(f"not a group/version/resource: {text!r}")
-
-    def __str__(self) -> str:
-        prefix = f"{self.group}/" if self.group else ""
-        return f"{prefix}{self.version}/{self.resource}"
+#: A group/version/resource address: the lab's own data type (a plain value, not the store).
+ResourceRef = GVR
 
 
 def error_code(exc: BaseException) -> int:
