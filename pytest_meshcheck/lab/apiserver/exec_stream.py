@@ -204,8 +204,8 @@ def _pump_input(socket: WebSocket, stdin_pipe: StdinPipe | None, protocol: str) 
                     stdin_pipe.feed(data)
             elif channel == CLOSE and protocol.startswith("v5") and data[:1] == bytes([STDIN]) and stdin_pipe:
                 stdin_pipe.close()
-    except ConnectionClosed:
-        pass
+    except (ConnectionClosed, OSError):
+        pass  # the session ended: the exec's main thread closed the socket under this reader
     finally:
         if stdin_pipe is not None:
             stdin_pipe.close()
