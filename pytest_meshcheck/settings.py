@@ -649,6 +649,42 @@ OPTIONS: tuple[Option, ...] = (
         group="eks",
     ),
     _opt(
+        "eks-capacity-type",
+        "eks_capacity_type",
+        "ON_DEMAND",
+        choice("ON_DEMAND", "SPOT", lower=False),
+        "Capacity type of the managed node group.",
+        metavar="ON_DEMAND|SPOT",
+        group="eks",
+    ),
+    _opt(
+        "eks-addons",
+        "eks_addons",
+        "",
+        parse_name_list,
+        "Comma list of EKS managed add-ons to install (vpc-cni, kube-proxy, coredns).",
+        metavar="NAMES",
+        group="eks",
+    ),
+    _opt(
+        "eks-admins",
+        "eks_admins",
+        "",
+        parse_word_list,
+        "Comma list of extra IAM principal ARNs given cluster-admin on a new cluster.",
+        metavar="ARNS",
+        group="eks",
+    ),
+    _opt(
+        "eks-profile",
+        "eks_profile",
+        "",
+        parse_text,
+        "AWS profile to use (default: the AWS environment's).",
+        metavar="PROFILE",
+        group="eks",
+    ),
+    _opt(
         "eks-ttl",
         "eks_ttl",
         "4h",
@@ -714,6 +750,10 @@ class Settings:
     eks_vpc: str
     eks_subnets: tuple[str, ...]
     eks_public_only: bool
+    eks_capacity_type: str
+    eks_addons: tuple[str, ...]
+    eks_admins: tuple[str, ...]
+    eks_profile: str
     eks_ttl: float
     sources: Mapping[str, str] = field(default_factory=dict)
     raw: Mapping[str, str] = field(default_factory=dict)

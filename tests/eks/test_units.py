@@ -188,3 +188,24 @@ def test_a_failure_runs_teardown_and_keeps_the_original_error() -> None:
     with pytest.raises(ValueError, match="original"), teardown_on_interrupt(lambda: calls.append("t")):
         raise ValueError("original")
     assert calls == ["t"]
+
+
+def test_plan_takes_every_eks_option_from_the_settings() -> None:
+    from pytest_meshcheck.providers.eks.plan import EksPlan
+    from pytest_meshcheck.settings import default_settings
+
+    settings = default_settings(
+        cluster="eks",
+        eks_region="eu-west-1",
+        eks_capacity_type="spot",
+        eks_addons="vpc-cni,coredns",
+        eks_admins="arn:aws:iam::123456789012:role/ci",
+        eks_profile="ci",
+        eks_nodes="3",
+    )
+    plan = EksPlan.from_settings(settings, name="meshcheck-x")
+    assert plan.capacity_type == "SPOT"
+    assert plan.addons == ("vpc-cni", "coredns")
+    assert plan.admins == ("arn:aws:iam::123456789012:role/ci",)
+    assert plan.profile == "ci"
+    assert plan.nodes == 3

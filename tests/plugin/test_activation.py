@@ -156,6 +156,8 @@ BAD_VALUES: dict[str, tuple[str, str]] = {
     "istio_download_url": ("ftp://mirror", "http:// or https:// URL"),
     "reuse": ("often", "1/true/yes/on"),
     "gateway_url": ("203.0.113.10", "http:// or https:// URL"),
+    "eks_capacity_type": ("cheap", "ON_DEMAND, SPOT"),
+    "eks_addons": ("Core DNS", "comma list"),
 }
 
 FREE_TEXT = {
@@ -173,6 +175,8 @@ FREE_TEXT = {
     "bookinfo_manifest",
     "istio_manifest",
     "expected_graph",
+    "eks_admins",
+    "eks_profile",
 }
 
 

@@ -90,6 +90,10 @@ class EksPlan:
             subnets=settings.eks_subnets,
             public_only=settings.eks_public_only,
             ttl=settings.eks_ttl,
+            capacity_type=settings.eks_capacity_type,
+            addons=settings.eks_addons,
+            admins=settings.eks_admins,
+            profile=settings.eks_profile,
             kubeconfig=settings.reports_dir / "eks" / f"{name}.kubeconfig",
             timeout=settings.timeout,
         )

@@ -50,7 +50,7 @@ class EksProvider:
         state_dir: Path | None = None,
     ) -> None:
         self.settings = settings
-        self.aws = aws or Aws(region=settings.eks_region)
+        self.aws = aws or Aws(region=settings.eks_region, profile=settings.eks_profile)
         self.timing = timing or Timing(timeout=settings.timeout)
         self.reused = bool(settings.eks_cluster)
         self.run_id = run_id or new_run_id()
