@@ -35,6 +35,7 @@ WORKERINPUT_SETTINGS = "meshcheck_settings"
 WORKERINPUT_HANDLE = "meshcheck_handle"
 WORKERINPUT_ERROR = "meshcheck_provision_error"
 WORKERINPUT_RUN_DIR = "meshcheck_run_dir"
+WORKERINPUT_ERROR_EVIDENCE = "meshcheck_provision_error_evidence"
 
 
 class MeshcheckSession:
@@ -48,6 +49,7 @@ class MeshcheckSession:
         self._provider: Provider | None = None
         self._handle: ClusterHandle | None = None
         self._error: str | None = None
+        self._error_evidence: dict[str, str] = {}
         self._torn_down = False
         self._previous_sigterm: Any = None
         self._kube: Kube | None = None
@@ -57,6 +59,7 @@ class MeshcheckSession:
             if WORKERINPUT_HANDLE in workerinput:
                 self._handle = ClusterHandle.from_json(workerinput[WORKERINPUT_HANDLE])
             self._error = workerinput.get(WORKERINPUT_ERROR)
+            self._error_evidence = dict(workerinput.get(WORKERINPUT_ERROR_EVIDENCE) or {})
             self.run_dir = Path(
                 workerinput.get(WORKERINPUT_RUN_DIR) or tempfile.mkdtemp(prefix="meshcheck-run-")
             )
@@ -80,7 +83,10 @@ class MeshcheckSession:
         if self._handle is not None:
             return self._handle
         if self._error is not None:
-            raise ProviderError(f"cluster provisioning failed earlier in this run: {self._error}")
+            raise ProviderError(
+                f"cluster provisioning failed earlier in this run: {self._error}",
+                evidence=self._error_evidence,
+            )
         if self.is_worker:
             raise HarnessError("an xdist worker got no cluster handle from the controller")
         with self._lock:
@@ -101,6 +107,7 @@ class MeshcheckSession:
             return self._handle
         except MeshcheckError as exc:
             self._error = exc.message
+            self._error_evidence = dict(exc.evidence)
             raise
         except Exception as exc:
             self._error = f"{type(exc).__name__}: {exc}"
@@ -239,7 +246,9 @@ class MeshcheckSession:
         try:
             handle = self.cluster()
         except MeshcheckError as exc:
-            node.workerinput[WORKERINPUT_ERROR] = exc.message
+            # The original failure (not "failed earlier" from the second worker on) and its evidence.
+            node.workerinput[WORKERINPUT_ERROR] = self._error or exc.message
+            node.workerinput[WORKERINPUT_ERROR_EVIDENCE] = dict(self._error_evidence or exc.evidence)
         else:
             node.workerinput[WORKERINPUT_HANDLE] = handle.to_json()
 

@@ -97,6 +97,8 @@ class ReportPlugin:
         # read the report after it has been classified and redacted here.
         report = yield
         self.register_cluster_secrets()
+        if call.excinfo is not None and call.when in ("setup", "call"):
+            self._attach_failure_evidence(item, call.excinfo.value)
         status, category, message = _classify(report, call)
         setattr(report, OUTCOME_ATTR, {"status": status, "category": category, "message": message})
         facts = RECORDER.take_test_facts()
@@ -104,6 +106,26 @@ class ReportPlugin:
             setattr(report, FACTS_ATTR, facts.to_json())
         _redact_report(report)
         return report
+
+    def _attach_failure_evidence(self, item: pytest.Item, exc: BaseException) -> None:
+        """The error's own evidence (what a timeout saw, tool output), and for a failed check of
+        a shipped suite the cluster's side of the story: events, pod status, istio-proxy logs."""
+        from pytest_meshcheck.errors import MeshcheckError
+        from pytest_meshcheck.report.evidence import attach_evidence
+
+        if isinstance(exc, MeshcheckError):
+            for name, text in exc.evidence.items():
+                attach_evidence(f"evidence: {name}", text, "text")
+        suite = next((m.name for m in item.iter_markers() if m.name.startswith("meshcheck_")), None)
+        if suite is None or not isinstance(exc, AssertionError) or not self.session.provisioned:
+            return
+        try:
+            from pytest_meshcheck.kube.diagnostics import collect
+
+            diagnostics = collect(self.session.kube(), self.session.settings.namespace, tail_lines=100)
+        except Exception as problem:  # diagnostics must never hide the failure itself
+            diagnostics = {"diagnostics": f"could not be collected: {type(problem).__name__}: {problem}"}
+        attach_evidence("diagnostics", "\n\n".join(f"== {k}\n{v}" for k, v in diagnostics.items()), "text")
 
     def pytest_assertrepr_compare(self, op: str, left: object, right: object) -> list[str] | None:
         """pytest shows a failed comparison's operands truncated in the middle, which would print

@@ -39,7 +39,10 @@ class FakeProvider:
     def provision(self):
         record("provision")
         if os.environ.get("FAKE_FAIL"):
-            raise ClusterUnreachable("the API server at https://127.0.0.1:1 refused the connection")
+            raise ClusterUnreachable(
+                "the API server at https://127.0.0.1:1 refused the connection",
+                evidence={"dial log": "dial tcp 127.0.0.1:1: connect: connection refused"},
+            )
         return ClusterHandle(provider="fake", name="fake-1", kubeconfig=Path("/nonexistent/kubeconfig"),
                              details={"kubernetes_version": "v1.32.0"})
 
@@ -141,6 +144,11 @@ def test_provisioning_failure_errors_every_test_with_the_reason(
     result.stdout.fnmatch_lines(["*refused the connection*"])
     assert len(events(journal, "provision")) == 1, "a failed provisioning is not retried per test"
     assert len(events(journal, "teardown")) == 1, "teardown runs after a partial provisioning"
+    summary = json.loads((pytester.path / "reports" / "meshcheck-summary.json").read_text())
+    assert summary["verdict"] == "error"
+    checks = [c for suite in summary["suites"].values() for c in suite["checks"]]
+    first = next(c for c in checks if c["evidence"])
+    assert [e["name"] for e in first["evidence"]] == ["evidence: dial log"]
 
 
 def test_fixtures_skip_without_the_flag(pytester: pytest.Pytester, journal: Path) -> None:

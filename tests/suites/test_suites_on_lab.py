@@ -79,3 +79,7 @@ def test_each_fault_fails_the_suite_built_for_it(pytester: pytest.Pytester, faul
     spurious = failing - {expected} - CONSEQUENCES.get(fault, set())
     assert not spurious, f"{fault} also failed {spurious}: {summary['failing_checks']}"
     assert summary["broken_checks"] == [], summary["broken_checks"]
+    failed = [c for suite in summary["suites"].values() for c in suite["checks"] if c["status"] == "failed"]
+    assert all(any(e["name"] == "diagnostics" for e in c["evidence"]) for c in failed), (
+        "every failed check carries the cluster's diagnostics"
+    )
