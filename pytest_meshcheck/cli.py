@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from pytest_meshcheck import __version__
 from pytest_meshcheck.errors import MeshcheckError
@@ -40,6 +41,34 @@ def _cmd_options(args: argparse.Namespace) -> int:
     return 0
 
 
+def install_mesh_on_lab(kubeconfig: Path, istio_version: str) -> None:
+    """``meshcheck lab up --mesh``: the harness's own installers, from the manifests a run applies."""
+    from pytest_meshcheck.install.addons import install_addons
+    from pytest_meshcheck.install.istio import IstioInstaller, istio_manifest_text
+    from pytest_meshcheck.kube.client import connect
+    from pytest_meshcheck.settings import default_settings
+
+    settings = default_settings(istio_version=istio_version, timeout="300s")
+
+    last: list[str] = [""]
+
+    def progress(message: str, elapsed: float) -> None:
+        if message != last[0]:  # say what is awaited when it changes, not at every poll
+            last[0] = message
+            sys.stderr.write(f"meshcheck: {message} ({elapsed:.0f}s)\n")
+
+    kube = connect(kubeconfig)
+    try:
+        sys.stderr.write(f"meshcheck: installing Istio {settings.istio_version} from the shipped manifests\n")
+        IstioInstaller(
+            kube, settings, kubeconfig=kubeconfig, manifest_text=istio_manifest_text, progress=progress
+        ).install()
+        sys.stderr.write("meshcheck: installing Prometheus and Kiali\n")
+        install_addons(kube, settings, progress)
+    finally:
+        kube.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="meshcheck",
@@ -53,8 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     options.set_defaults(handler=_cmd_options)
     from pytest_meshcheck.lab.commands import add_lab_commands
+    from pytest_meshcheck.settings import DEFAULT_ISTIO_VERSION
 
-    add_lab_commands(commands)
+    add_lab_commands(commands, install_mesh=install_mesh_on_lab, default_istio_version=DEFAULT_ISTIO_VERSION)
     from pytest_meshcheck.providers.eks.commands import add_eks_commands
 
     add_eks_commands(commands)

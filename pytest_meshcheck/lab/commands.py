@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pytest_meshcheck.lab import daemon
+
+#: Installs Istio, the ingress gateway, Prometheus and Kiali on a lab (kubeconfig, Istio version).
+#: Handed in by the console script, which owns the harness's installers; the lab imports none.
+MeshInstaller = Callable[[Path, str], None]
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -25,6 +30,9 @@ def _up(args: argparse.Namespace) -> int:
     except daemon.LabDaemonError as exc:
         sys.stderr.write(f"meshcheck: error: {exc}\n")
         return 1
+    installer: MeshInstaller | None = getattr(args, "install_mesh", None)
+    if args.mesh and installer is not None:
+        installer(Path(state.kubeconfig), args.istio_version)
     print(state.kubeconfig)
     return 0
 
@@ -140,7 +148,12 @@ def _fault(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_lab_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_lab_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    *,
+    install_mesh: MeshInstaller | None = None,
+    default_istio_version: str = "",
+) -> None:
     lab = subparsers.add_parser("lab", help="run the embedded lab cluster in the background")
     commands = lab.add_subparsers(dest="lab_command", metavar="COMMAND", required=True)
 
@@ -149,7 +162,14 @@ def add_lab_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     up.add_argument("--kubeconfig", default="", help="also write the kubeconfig here")
     up.add_argument("--nodes", type=int, default=1, help="number of nodes (default 1)")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the API")
-    up.set_defaults(handler=_up)
+    if install_mesh is not None:
+        up.add_argument(
+            "--mesh",
+            action="store_true",
+            help="also install Istio, the ingress gateway, Prometheus and Kiali",
+        )
+        up.add_argument("--istio-version", default=default_istio_version, help="Istio version for --mesh")
+    up.set_defaults(handler=_up, install_mesh=install_mesh, mesh=False)
 
     kubeconfig = commands.add_parser("kubeconfig", help="print the kubeconfig path of a running lab")
     kubeconfig.add_argument("--name", default="lab")

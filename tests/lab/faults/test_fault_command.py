@@ -1,21 +1,20 @@
-"""``meshcheck lab fault add|clear|list`` toggles a regression in a running meshed lab, observably.
+"""``meshcheck lab up --mesh`` and ``meshcheck lab fault add|clear|list`` as a user drives them.
 
-The lab is started and meshed the way a user would: ``meshcheck lab up``, then the harness's own
-installers (Istio from the shipped manifests, Bookinfo), then curl through the gateway.
+The lab is started meshed (Istio, gateway, Prometheus, Kiali), Bookinfo is installed with the
+harness's installer, and a fault toggled on and off shows in curl through the gateway.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
 from pytest_meshcheck import cli
 from pytest_meshcheck.install.bookinfo import install_bookinfo
-from pytest_meshcheck.install.istio import GATEWAY_NAME, ISTIO_NAMESPACE, IstioInstaller, istio_manifest_text
+from pytest_meshcheck.install.istio import GATEWAY_NAME, ISTIO_NAMESPACE
 from pytest_meshcheck.kube.client import Kube, connect
 from pytest_meshcheck.kube.services import reach_service
 from pytest_meshcheck.settings import default_settings
@@ -28,12 +27,13 @@ def meshed_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Kube,
     home = tmp_path_factory.mktemp("home")
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setenv("MESHCHECK_HOME", str(home))
-    assert cli.main(["lab", "up", "--name", LAB]) == 0
+    # `lab up --mesh` installs Istio, the gateway, Prometheus and Kiali with the harness's installers.
+    assert cli.main(["lab", "up", "--name", LAB, "--mesh"]) == 0
     try:
         kube = connect(home / "labs" / LAB / "kubeconfig", "")
-        settings = default_settings(timeout="120s")
-        IstioInstaller(kube, settings, kubeconfig=Path("unused"), manifest_text=istio_manifest_text).install()
-        install_bookinfo(kube, settings)
+        deployments = {d.metadata.name for d in kube.apps.list_namespaced_deployment(ISTIO_NAMESPACE).items}
+        assert deployments == {"istiod", GATEWAY_NAME, "prometheus", "kiali"}
+        install_bookinfo(kube, default_settings(timeout="120s"))
         gateway = reach_service(kube, ISTIO_NAMESPACE, GATEWAY_NAME, "http2", lb_timeout=60)
         yield kube, gateway.url
         kube.close()
