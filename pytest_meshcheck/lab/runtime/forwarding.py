@@ -32,6 +32,15 @@ def _pump(source: socket.socket, sink: socket.socket, done: threading.Event) -> 
             sink.sendall(data)
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)
+    except ConnectionResetError:
+        # The source reset the connection: pass the reset on (as NAT would, which forwards the
+        # RST), so a client of a ClusterIP sees "connection reset" (curl exit 56), not a clean end.
+        with contextlib.suppress(OSError):
+            sink.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_RD)  # wakes the other pump without sending a FIN
+        with contextlib.suppress(OSError):
+            source.shutdown(socket.SHUT_RDWR)
     except OSError:
         # One side broke: tear both down so the other pump unblocks too.
         for end in (source, sink):

@@ -299,11 +299,6 @@ def test_mtls_migration_walk_through(mesh_lab: Any) -> None:
         store.delete(peer_authentications, "istio-system", "default")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the lab's kube-proxy relays a ClusterIP connection and ends it with FIN when the sidecar "
-    "resets it: curl exits 52 (empty reply) instead of 56",
-)
 def test_strict_reset_reaches_clients_through_a_cluster_ip(mesh_lab: Any) -> None:
     store = mesh_lab.store
     legacy = next(
