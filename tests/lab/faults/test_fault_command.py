@@ -70,3 +70,29 @@ def test_gateway_404_toggles_on_and_off(
 def test_unknown_fault_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["lab", "fault", "add", "--name", LAB, "no-such-fault"]) == 2
     assert "unknown fault(s) no-such-fault" in capsys.readouterr().err
+
+
+RATINGS_UNAVAILABLE = "Ratings service is currently unavailable"
+
+
+def pages_mentioning(url: str, text: str, count: int = 12) -> int:
+    return sum(text in requests.get(url, timeout=10).text for _ in range(count))
+
+
+def test_ratings_5xx_toggles_on_and_off(meshed_lab: tuple[Kube, str]) -> None:
+    _, gateway = meshed_lab
+    page = f"{gateway}/productpage"
+    assert status_becomes(page, 200) == 200
+    assert pages_mentioning(page, RATINGS_UNAVAILABLE) == 0
+    assert cli.main(["lab", "fault", "add", "--name", LAB, "ratings-5xx"]) == 0
+    deadline = time.monotonic() + 30
+    while pages_mentioning(page, RATINGS_UNAVAILABLE) == 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    # reviews v2 and v3 call ratings: with ratings answering 503 their pages say so, but still 200.
+    assert pages_mentioning(page, RATINGS_UNAVAILABLE) > 0
+    assert requests.get(page, timeout=10).status_code == 200
+    assert cli.main(["lab", "fault", "clear", "--name", LAB, "ratings-5xx"]) == 0
+    deadline = time.monotonic() + 30
+    while pages_mentioning(page, RATINGS_UNAVAILABLE) > 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert pages_mentioning(page, RATINGS_UNAVAILABLE) == 0
