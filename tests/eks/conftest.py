@@ -1,4 +1,5 @@
-"""One moto server per test session on a free loopback port; state reset before every test."""
+"""One moto server for the EKS tests (package scope: it stops when they are done, not at the end of
+the whole run) on a free loopback port; state reset before every test."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def _answers(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
