@@ -30,15 +30,15 @@ pytestmark = pytest.mark.meshcheck_graph
 
 def _drawing(graph: dict[str, Any], expected: ExpectedGraph, missing: list[str]) -> bytes:
     edges = seen_edges(graph)
-    names = sorted({e.name().split(" -> ")[0] for e in edges} | {e.name().split(" -> ")[1] for e in edges})
+    names = sorted({e.source_name for e in edges} | {e.target_name for e in edges})
     return service_graph_png(
         ServiceGraph(
             title="Kiali graph (versionedApp)",
             nodes=names,
             edges=[
                 GraphEdge(
-                    source=e.name().split(" -> ")[0],
-                    target=e.name().split(" -> ")[1],
+                    source=e.source_name,
+                    target=e.target_name,
                     mtls=e.mtls_percent >= 100,
                     requests_per_s=e.http_rate,
                 )

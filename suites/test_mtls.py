@@ -13,10 +13,9 @@ import time
 import pytest
 
 from pytest_meshcheck.checks.gateway import get
+from pytest_meshcheck.checks.graph import seen_edges
 from pytest_meshcheck.checks.kiali import KialiClient
 from pytest_meshcheck.checks.mtls import (
-    graph_edges,
-    mtls_percent,
     parse_xfcc,
     plaintext_samples,
     requests_query,
@@ -155,9 +154,9 @@ def test_kiali_reports_every_edge_as_mtls(
     while True:
         _drive_traffic(meshcheck_gateway_url)
         graph = meshcheck_kiali.graph([meshcheck_bookinfo.namespace])
-        edges = [(s, t, d) for s, t, d in graph_edges(graph) if d.get("traffic")]
+        edges = [edge for edge in seen_edges(graph) if edge.data.get("traffic")]
         waited = time.monotonic() - started
-        settled = waited >= min_wait and edges and all(mtls_percent(d) >= 100 for _, _, d in edges)
+        settled = waited >= min_wait and edges and all(edge.mtls_percent >= 100 for edge in edges)
         if settled or waited >= patience:
             break
         time.sleep(2.0)
@@ -165,6 +164,6 @@ def test_kiali_reports_every_edge_as_mtls(
     if not edges:
         # Missing telemetry is the graph suite's finding; this check judges the mTLS of what is seen.
         pytest.skip(f"Kiali shows no traffic after {patience:g}s; the graph suite reports missing telemetry")
-    not_mtls = [f"{s} -> {t}: isMTLS {mtls_percent(d):g}%" for s, t, d in edges if mtls_percent(d) < 100]
+    not_mtls = [f"{edge.name()}: isMTLS {edge.mtls_percent:g}%" for edge in edges if edge.mtls_percent < 100]
     if not_mtls:
         raise CheckFailed("Kiali shows edges without full mTLS:\n" + "\n".join(not_mtls))

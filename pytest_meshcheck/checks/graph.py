@@ -113,8 +113,16 @@ class SeenEdge:
     def mtls_percent(self) -> float:
         return _number(self.data.get("isMTLS"))
 
+    @property
+    def source_name(self) -> str:
+        return _label(self.source)
+
+    @property
+    def target_name(self) -> str:
+        return _label(self.target)
+
     def name(self) -> str:
-        return f"{_label(self.source)} -> {_label(self.target)}"
+        return f"{self.source_name} -> {self.target_name}"
 
 
 def _number(value: Any) -> float:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from pytest_meshcheck.checks.prometheus import PrometheusClient, Sample
 
@@ -74,33 +72,3 @@ def requests_query(namespace: str) -> str:
 
 def plaintext_samples(prometheus: PrometheusClient, namespace: str) -> list[Sample]:
     return [s for s in prometheus.query(non_mtls_query(namespace)) if s.value > 0]
-
-
-def _node_names(graph: dict[str, Any]) -> dict[str, str]:
-    names = {}
-    for node in graph.get("elements", {}).get("nodes", []):
-        data = node.get("data", {})
-        label = data.get("workload") or data.get("app") or data.get("service") or data.get("id", "")
-        if data.get("version"):
-            label = f"{data.get('app', label)} {data['version']}"
-        names[str(data.get("id"))] = f"{data.get('namespace', '')}/{label}"
-    return names
-
-
-def graph_edges(graph: dict[str, Any]) -> Iterable[tuple[str, str, dict[str, Any]]]:
-    """(source name, target name, edge data) for every edge of a Kiali Cytoscape graph."""
-    names = _node_names(graph)
-    for edge in graph.get("elements", {}).get("edges", []):
-        data = edge.get("data", {})
-        yield (
-            names.get(str(data.get("source")), str(data.get("source"))),
-            names.get(str(data.get("target")), str(data.get("target"))),
-            data,
-        )
-
-
-def mtls_percent(edge: dict[str, Any]) -> float:
-    try:
-        return float(edge.get("isMTLS", 0) or 0)
-    except (TypeError, ValueError):
-        return 0.0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from pytest_meshcheck.checks.mtls import graph_edges, mtls_percent, parse_xfcc, spiffe_id, xfcc_from_httpbin
+from pytest_meshcheck.checks.graph import SeenEdge, seen_edges
+from pytest_meshcheck.checks.mtls import parse_xfcc, spiffe_id, xfcc_from_httpbin
 
 XFCC = (
     'By=spiffe://cluster.local/ns/probe/sa/httpbin;Hash=ab12;Subject="";'
@@ -46,7 +47,7 @@ def test_graph_edges_are_named_by_app_and_version() -> None:
             "edges": [{"data": {"id": "e1", "source": "n1", "target": "n2", "isMTLS": "100"}}],
         }
     }
-    ((source, target, data),) = list(graph_edges(graph))
-    assert (source, target) == ("bookinfo/reviews v2", "bookinfo/ratings v1")
-    assert mtls_percent(data) == 100.0
-    assert mtls_percent({}) == 0.0
+    (edge,) = seen_edges(graph)
+    assert (edge.source_name, edge.target_name) == ("bookinfo/reviews v2", "bookinfo/ratings v1")
+    assert edge.mtls_percent == 100.0
+    assert SeenEdge(source={}, target={}, data={}).mtls_percent == 0.0
