@@ -38,6 +38,7 @@ SUITES: tuple[str, ...] = (
 CLUSTER_KINDS: tuple[str, ...] = ("lab", "kubeconfig", "eks")
 INSTALL_METHODS: tuple[str, ...] = ("auto", "istioctl", "helm", "manifest", "skip")
 MTLS_MODES: tuple[str, ...] = ("STRICT", "PERMISSIVE")
+UPGRADE_STRATEGIES: tuple[str, ...] = ("canary", "in-place")
 
 #: Istio release installed when nothing else is asked for: the newest patch release we know of
 #: (its addon pins are in install/addons.py). Bump both together.
@@ -577,6 +578,97 @@ OPTIONS: tuple[Option, ...] = (
         group="load",
     ),
     _opt(
+        "load-in-cluster",
+        "load_in_cluster",
+        "false",
+        parse_bool,
+        "Run Locust as Jobs inside the cluster (next to the gateway) instead of on this machine.",
+        flag=True,
+        group="load",
+    ),
+    _opt(
+        "upgrade-to",
+        "upgrade_to",
+        "",
+        parse_optional_version,
+        "Istio release the upgrade suite upgrades to (from --meshcheck-istio-version); empty skips it.",
+        metavar="VERSION",
+        group="upgrade",
+    ),
+    _opt(
+        "upgrade-strategy",
+        "upgrade_strategy",
+        "canary",
+        choice(*UPGRADE_STRATEGIES),
+        "canary: the new version as a revision beside the old, namespaces moved, old removed; "
+        "in-place: the installed revision upgraded.",
+        metavar="|".join(UPGRADE_STRATEGIES),
+        group="upgrade",
+    ),
+    _opt(
+        "revision-tag",
+        "revision_tag",
+        "",
+        parse_optional_dns_label,
+        "Canary upgrades move namespaces by this revision tag (e.g. prod) instead of istio.io/rev=REV.",
+        metavar="TAG",
+        group="upgrade",
+    ),
+    _opt(
+        "upgrade-error-budget",
+        "upgrade_error_budget",
+        "0.1%",
+        parse_rate,
+        "Highest acceptable share of failed requests during the upgrade window (0.001 or 0.1%).",
+        metavar="RATE",
+        group="upgrade",
+    ),
+    _opt(
+        "benchmark-save",
+        "benchmark_save",
+        "",
+        parse_optional_dns_label,
+        "Store this run's benchmark results under this name in the reports dir.",
+        metavar="NAME",
+        group="benchmark",
+    ),
+    _opt(
+        "benchmark-compare",
+        "benchmark_compare",
+        "",
+        parse_optional_dns_label,
+        "Compare this run's benchmark results with the saved ones of this name; fail on regressions.",
+        metavar="NAME",
+        group="benchmark",
+    ),
+    _opt(
+        "benchmark-tolerance",
+        "benchmark_tolerance",
+        "25",
+        parse_percent,
+        "How much worse (percent, per metric) a compared benchmark may be before it is a regression.",
+        metavar="PERCENT",
+        group="benchmark",
+    ),
+    _opt(
+        "benchmark-duration",
+        "benchmark_duration",
+        "20s",
+        parse_duration,
+        "How long each benchmark load shape is measured (after the warm-up).",
+        metavar="DURATION",
+        group="benchmark",
+    ),
+    _opt(
+        "benchmark-warmup",
+        "benchmark_warmup",
+        "5s",
+        parse_duration,
+        "Load sent before each benchmark measurement and discarded.",
+        metavar="DURATION",
+        group="benchmark",
+    ),
+    _opt(
         "eks-region",
         "eks_region",
         "",
@@ -742,6 +834,16 @@ class Settings:
     locustfile: Path | None
     max_error_rate: float
     p95_ms: float
+    load_in_cluster: bool
+    upgrade_to: str
+    upgrade_strategy: str
+    revision_tag: str
+    upgrade_error_budget: float
+    benchmark_save: str
+    benchmark_compare: str
+    benchmark_tolerance: float
+    benchmark_duration: float
+    benchmark_warmup: float
     eks_region: str
     eks_cluster: str
     eks_version: str

@@ -158,6 +158,16 @@ BAD_VALUES: dict[str, tuple[str, str]] = {
     "gateway_url": ("203.0.113.10", "http:// or https:// URL"),
     "eks_capacity_type": ("cheap", "ON_DEMAND, SPOT"),
     "eks_addons": ("Core DNS", "comma list"),
+    "load_in_cluster": ("jobs", "1/true/yes/on"),
+    "upgrade_to": ("next", "major.minor.patch"),
+    "upgrade_strategy": ("blue-green", "canary, in-place"),
+    "revision_tag": ("Prod!", "DNS label"),
+    "upgrade_error_budget": ("-1", "fraction"),
+    "benchmark_save": ("My Baseline", "DNS label"),
+    "benchmark_compare": ("../etc", "DNS label"),
+    "benchmark_tolerance": ("lots", "percentage"),
+    "benchmark_duration": ("long", "duration"),
+    "benchmark_warmup": ("0", "duration"),
 }
 
 FREE_TEXT = {
