@@ -27,6 +27,9 @@ INJECT_KEY = "sidecar.istio.io/inject"
 STATUS_ANNOTATION = "sidecar.istio.io/status"
 NAMESPACE_INJECTION_LABEL = "istio-injection"
 REVISION_LABEL = "istio.io/rev"
+#: Label of a revision tag's webhook configuration, naming the tag (its ``istio.io/rev`` names the
+#: revision the tag points at).
+TAG_LABEL = "istio.io/tag"
 TLS_MODE_LABEL = "security.istio.io/tlsMode"
 CANONICAL_NAME_LABEL = "service.istio.io/canonical-name"
 CANONICAL_REVISION_LABEL = "service.istio.io/canonical-revision"
@@ -89,6 +92,9 @@ class InjectionConfig:
     tag: str = "1.24.2"
     proxy_image: str = "proxyv2"
     revision: str = ""
+    #: Revision tags pointing at this istiod (``istio.io/tag`` on a tag's webhook configuration):
+    #: a namespace labelled ``istio.io/rev: <tag>`` is injected by it.
+    tags: frozenset[str] = frozenset()
     #: ``policy`` of the injector ConfigMap: ``enabled`` injects unless opted out; ``disabled`` only
     #: when the pod asks with ``sidecar.istio.io/inject: "true"``.
     policy: str = "enabled"
@@ -202,7 +208,7 @@ def injection_decision(
     revision = wanted_revision(pod, namespace_labels)
     if revision is None:
         return InjectionDecision(False, "no injection label on namespace or pod")
-    if revision_name(revision) != revision_name(config.revision):
+    if revision_name(revision) not in {revision_name(config.revision), *config.tags}:
         return InjectionDecision(False, f"pod asks for revision {revision_name(revision)}")
     # The label takes precedence over the (deprecated) annotation, as upstream.
     explicit = _truthy(labels.get(INJECT_KEY))

@@ -38,6 +38,8 @@ from pytest_meshcheck.lab.mesh.config import (
 )
 from pytest_meshcheck.lab.mesh.discovery import CERTIFICATE_PATH, CONFIG_PATH, XDS_PLAINTEXT_PORT
 from pytest_meshcheck.lab.mesh.injector import (
+    REVISION_LABEL,
+    TAG_LABEL,
     InjectionConfig,
     inject_patch,
     is_default_revision,
@@ -306,10 +308,34 @@ class Istiod:
                 self._publish_root(str(meta.get("namespace", "")))
             elif (
                 kind == "MutatingWebhookConfiguration"
-                and meta.get("name") == self.webhook_name
+                and self._serves_webhook(meta)
                 and event.type in ("ADDED", "MODIFIED")
             ):
                 self._patch_webhook(obj)
+
+    def _serves_webhook(self, meta: Mapping[str, Any]) -> bool:
+        """Our own injector configuration, or a revision tag's (``istio-revision-tag-<tag>``,
+        labelled ``istio.io/tag`` and ``istio.io/rev: <our revision>``), whose caBundle istiod
+        keeps current as upstream does."""
+        if meta.get("name") == self.webhook_name:
+            return True
+        labels = meta.get("labels") or {}
+        return TAG_LABEL in labels and labels.get(REVISION_LABEL) == revision_name(self.revision)
+
+    def revision_tags(self) -> frozenset[str]:
+        """The revision tags that currently point at this istiod."""
+        if self.store is None:
+            return frozenset()
+        try:
+            webhooks, _ = self.store.list(WEBHOOKS)
+        except Exception:
+            return frozenset()
+        tags = set()
+        for webhook in webhooks:
+            labels = (webhook.get("metadata") or {}).get("labels") or {}
+            if TAG_LABEL in labels and labels.get(REVISION_LABEL) == revision_name(self.revision):
+                tags.add(str(labels[TAG_LABEL]))
+        return frozenset(tags)
 
     def _bump(self) -> None:
         with self._changed:
@@ -590,6 +616,7 @@ class Istiod:
             "revision": self.revision,
             "native_sidecars": self.native_sidecars,
             "istio_namespace": self.namespace,
+            "tags": self.revision_tags(),
         }
         data: Mapping[str, str] = {}
         if self.store is not None:

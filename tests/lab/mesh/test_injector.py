@@ -130,6 +130,20 @@ def test_revisioned_injection() -> None:
     assert injection_decision(bookinfo_pod(), "bookinfo", both, CONFIG).inject
 
 
+def test_revision_tag_injection() -> None:
+    """A namespace labelled with a tag (``istio.io/rev: prod``) is injected by the revision the tag
+    points at, with that revision's proxy; a revision the tag does not point at leaves it alone."""
+    tagged = {"istio.io/rev": "prod"}
+    target = InjectionConfig(tag="1.27.1", revision="1-27-1", tags=frozenset({"prod"}))
+    other = InjectionConfig(tag="1.26.3", revision="1-26-3")
+    assert injection_decision(bookinfo_pod(), "bookinfo", tagged, target).inject
+    assert not injection_decision(bookinfo_pod(), "bookinfo", tagged, other).inject
+    pod = injected(bookinfo_pod(), tagged, target)
+    proxy = pod["spec"]["containers"][-1]
+    assert proxy["image"].endswith("proxyv2:1.27.1")
+    assert json.loads(pod["metadata"]["annotations"]["sidecar.istio.io/status"])["revision"] == "1-27-1"
+
+
 @pytest.mark.parametrize(
     ("ns_labels", "pod_labels", "annotations", "expected"),
     [
