@@ -7,8 +7,8 @@ processes. ``spec`` says what to run, ``runner`` runs it, ``results`` is what it
 
 from __future__ import annotations
 
-from pytest_meshcheck.load.results import LoadResult
+from pytest_meshcheck.load.results import FailureEvent, LoadResult, TimelineSecond
 from pytest_meshcheck.load.runner import LoadRun
 from pytest_meshcheck.load.spec import LoadSpec, spec_from_settings
 
-__all__ = ["LoadResult", "LoadRun", "LoadSpec", "spec_from_settings"]
+__all__ = ["FailureEvent", "LoadResult", "LoadRun", "LoadSpec", "TimelineSecond", "spec_from_settings"]

@@ -20,10 +20,12 @@ from typing import Any
 from pytest_meshcheck.errors import LoadError
 from pytest_meshcheck.load.results import (
     EndpointStats,
+    FailureEvent,
     FailureGroup,
     HistoryPoint,
     Latency,
     LocustException,
+    TimelineSecond,
 )
 
 AGGREGATED = "Aggregated"
@@ -45,7 +47,11 @@ class StatsTable:
 
 @dataclass(frozen=True, kw_only=True)
 class FinalAccount:
-    """One Locust process's ``final-<generator>.json`` written by our report plugin."""
+    """One Locust process's final report written by our report plugin (``final-<generator>.json``).
+
+    ``timeline`` and ``failure_events`` are this process's own (None on the master, which makes
+    no requests, and in reports of plugin versions that did not record them).
+    """
 
     generator: str
     role: str
@@ -53,6 +59,9 @@ class FinalAccount:
     failures_made: int | None
     errors: tuple[FailureGroup, ...] | None
     exceptions: tuple[LocustException, ...] | None
+    timeline: tuple[TimelineSecond, ...] | None = None
+    failure_events: tuple[FailureEvent, ...] | None = None
+    failure_events_dropped: int = 0
 
 
 def percentile_ms(histogram: Mapping[int, int], count: int, share: float) -> float:
@@ -258,15 +267,30 @@ def _sorted_failures(groups: Iterable[FailureGroup]) -> tuple[FailureGroup, ...]
 
 
 def final_account(path: Path) -> FinalAccount:
+    """Read one ``final-<generator>.json``."""
     try:
         data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise LoadError(f"could not read the final account {path}: {exc!r}") from exc
+    return account_from_report(data, source=str(path))
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def account_from_report(data: Any, *, source: str) -> FinalAccount:
+    """A final account from the report plugin's JSON, wherever it was read (file or pod log)."""
+    try:
         errors = data.get("errors")
         exceptions = data.get("exceptions")
+        timeline = data.get("timeline")
+        events = data.get("failure_events")
         return FinalAccount(
             generator=str(data["generator"]),
             role=str(data["role"]),
-            requests_made=None if data.get("requests_made") is None else int(data["requests_made"]),
-            failures_made=None if data.get("failures_made") is None else int(data["failures_made"]),
+            requests_made=_optional_int(data.get("requests_made")),
+            failures_made=_optional_int(data.get("failures_made")),
             errors=None
             if errors is None
             else _sorted_failures(
@@ -289,6 +313,19 @@ def final_account(path: Path) -> FinalAccount:
                 )
                 for e in exceptions
             ),
+            timeline=None
+            if timeline is None
+            else tuple(
+                TimelineSecond(at=int(at), requests=int(requests), failures=int(failures))
+                for at, requests, failures in timeline
+            ),
+            failure_events=None
+            if events is None
+            else tuple(
+                FailureEvent(at=float(at), name=str(name), method=str(method or ""), error=str(error))
+                for at, name, method, error in events
+            ),
+            failure_events_dropped=int(data.get("failure_events_dropped") or 0),
         )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise LoadError(f"could not read the final account {path}: {exc!r}") from exc
+    except (AttributeError, ValueError, KeyError, TypeError) as exc:
+        raise LoadError(f"could not read the final account {source}: {exc!r}") from exc

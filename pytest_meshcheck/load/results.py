@@ -16,6 +16,8 @@ from typing import Any
 TARGET_REACHED_SHARE = 0.9
 #: A generator process busier than this share of one core is the bottleneck, not the target.
 SATURATED_SHARE = 0.9
+#: Failure events each generating process keeps (the report plugin's ``MAX_FAILURE_EVENTS``).
+MAX_FAILURE_EVENTS_PER_PROCESS = 2000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +86,29 @@ class HistoryPoint:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TimelineSecond:
+    """Requests that started in one wall-clock second, across all generating processes."""
+
+    #: Unix time, whole second (floor of the request's start time).
+    at: int
+    requests: int
+    failures: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailureEvent:
+    """One failed request, for placing failures beside other events (e.g. upgrade phases)."""
+
+    #: Unix time the request started.
+    at: float
+    #: Locust's request name.
+    name: str
+    method: str
+    #: Short text of the failure (exception/status), as Locust groups it.
+    error: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class GeneratorProcess:
     """One Locust process and what it cost.
 
@@ -144,6 +169,13 @@ class LoadResult:
     #: phases, Kiali scrapes); None when the output does not record them (CSV-only output).
     first_request_at: float | None = None
     last_request_at: float | None = None
+    #: Requests per second of their start, summed over the generating processes, sorted by time;
+    #: empty when the processes' own accounts are missing. Sums to ``requests`` when complete.
+    timeline: tuple[TimelineSecond, ...] = ()
+    #: Failed requests with their start times, sorted by time; each generating process keeps its
+    #: first ``MAX_FAILURE_EVENTS_PER_PROCESS`` and counts the rest in ``failure_events_dropped``.
+    failure_events: tuple[FailureEvent, ...] = ()
+    failure_events_dropped: int = 0
 
     @property
     def requests(self) -> int:
@@ -193,9 +225,25 @@ class LoadResult:
         made = self.requests_made_by_generators
         return None if made is None else made == self.requests
 
+    @property
+    def timeline_requests(self) -> int:
+        """Requests counted by the timeline; equals ``requests`` when every account arrived."""
+        return sum(second.requests for second in self.timeline)
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data (paths as strings) for the summary file and attachments."""
+        """Plain JSON-ready data (paths as strings) for the summary file and attachments.
+
+        The timeline and the failure events can hold thousands of entries, so they are rows rather
+        than objects: ``timeline`` is ``[at, requests, failures]`` per second and
+        ``failure_events`` is ``[at, method, name, error]`` per failed request (``at`` rounded to
+        the millisecond), with the column names under ``timeline_columns`` and
+        ``failure_event_columns``.
+        """
         data = asdict(self)
+        data["timeline"] = [[s.at, s.requests, s.failures] for s in self.timeline]
+        data["timeline_columns"] = ["at", "requests", "failures"]
+        data["failure_events"] = [[round(e.at, 3), e.method, e.name, e.error] for e in self.failure_events]
+        data["failure_event_columns"] = ["at", "method", "name", "error"]
         data["artifacts"] = {
             key: (
                 None if value is None else [str(v) for v in value] if isinstance(value, tuple) else str(value)

@@ -42,6 +42,7 @@ from pytest_meshcheck.load.results import (
     LocustException,
 )
 from pytest_meshcheck.load.spec import LoadSpec
+from pytest_meshcheck.load.timeline import merge_accounts
 
 #: Seconds for Locust to start (imports), beyond the run's own duration, before a wait gives up.
 STARTUP_ALLOWANCE_S = 30.0
@@ -196,6 +197,7 @@ class LoadRun:
         self._check_exits()
         table = self._stats_table()
         accounts = self._final_accounts()
+        merged = merge_accounts(list(accounts.values()), generators=max(1, self.spec.workers))
         self._result = LoadResult(
             mode=self.spec.mode,
             target_url=self.spec.target_url,
@@ -214,6 +216,9 @@ class LoadRun:
             stopped_early=self._stop_requested,
             first_request_at=table.first_at,
             last_request_at=table.last_at,
+            timeline=merged.timeline,
+            failure_events=merged.failure_events,
+            failure_events_dropped=merged.failure_events_dropped,
         )
         return self._result
 

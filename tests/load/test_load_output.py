@@ -12,6 +12,7 @@ import pytest
 
 from pytest_meshcheck.errors import LoadError
 from pytest_meshcheck.load.locust_output import (
+    account_from_report,
     exceptions_from_csv,
     failures_from_csv,
     final_account,
@@ -20,6 +21,9 @@ from pytest_meshcheck.load.locust_output import (
     stats_from_csv,
     stats_from_json,
 )
+from pytest_meshcheck.load.results import FailureEvent, TimelineSecond
+from pytest_meshcheck.load.spec import report_plugin_path
+from pytest_meshcheck.load.timeline import MergedTimeline, merge_accounts
 
 DATA = Path(__file__).parent / "data"
 
@@ -183,3 +187,93 @@ def test_percentiles_agree_with_locusts_own_function() -> None:
     expected = json.loads(done.stdout)
 
     assert [percentile_ms(h, n, s) for h, n, s in cases] == expected
+
+
+# -- timelines and failure events ------------------------------------------------------------------
+
+
+def _worker_report(
+    generator: str, timeline: list[list[int]], events: list[list[object]], dropped: int = 0
+) -> dict[str, object]:
+    return {
+        "generator": generator,
+        "role": "worker",
+        "requests_made": sum(row[1] for row in timeline),
+        "failures_made": sum(row[2] for row in timeline),
+        "timeline": timeline,
+        "failure_events": events,
+        "failure_events_dropped": dropped,
+    }
+
+
+def test_worker_timelines_are_summed_per_second_and_failures_merged_by_time() -> None:
+    one = account_from_report(
+        _worker_report(
+            "worker-1", [[100, 5, 1], [101, 4, 0]], [[100.5, "/a", "GET", "status 500"]], dropped=3
+        ),
+        source="w1",
+    )
+    two = account_from_report(
+        _worker_report(
+            "worker-2", [[101, 6, 2], [102, 1, 0]], [[101.2, "/b", "GET", "e"], [100.1, "/a", "GET", "e"]]
+        ),
+        source="w2",
+    )
+    master = account_from_report({"generator": "master", "role": "master", "errors": []}, source="m")
+
+    merged = merge_accounts([master, two, one], generators=2)
+
+    assert [(s.at, s.requests, s.failures) for s in merged.timeline] == [
+        (100, 5, 1),
+        (101, 10, 2),
+        (102, 1, 0),
+    ]
+    assert [(e.at, e.name) for e in merged.failure_events] == [(100.1, "/a"), (100.5, "/a"), (101.2, "/b")]
+    assert merged.failure_events[1] == FailureEvent(at=100.5, name="/a", method="GET", error="status 500")
+    assert merged.failure_events_dropped == 3
+
+
+def test_a_missing_worker_account_gives_no_timeline_rather_than_a_short_one() -> None:
+    one = account_from_report(_worker_report("worker-1", [[100, 5, 1]], []), source="w1")
+
+    assert merge_accounts([one], generators=2) == MergedTimeline()
+    assert merge_accounts([one], generators=1).timeline == (TimelineSecond(at=100, requests=5, failures=1),)
+
+
+def test_a_report_from_before_timelines_still_reads() -> None:
+    account = final_account(DATA / "final-master.json")
+
+    assert account.timeline is None and account.failure_events is None
+    assert account.failure_events_dropped == 0
+
+
+def test_a_malformed_timeline_is_a_load_error() -> None:
+    report = _worker_report("w", [[1, 2, 0]], [])
+    report["timeline"] = [[1, 2]]
+    with pytest.raises(LoadError, match="final account bad"):
+        account_from_report(report, source="bad")
+
+
+def test_report_plugin_keeps_the_first_failure_events_and_counts_the_rest(tmp_path: Path) -> None:
+    program = f"""
+import json, sys
+sys.path.insert(0, {str(report_plugin_path().parent)!r})
+import _meshcheck_report as plugin
+for n in range(plugin.MAX_FAILURE_EVENTS + 7):
+    plugin._count(request_type="GET", name="/x", response_time=1.0,
+                  exception=RuntimeError("boom " + "x" * 1000), start_time=1000.0 + n / 1000)
+plugin._count(request_type="GET", name="/y", response_time=250.0, exception=None)
+print(json.dumps({{"events": plugin._failure_events[:2], "kept": len(plugin._failure_events),
+                  "made": plugin._made, "timeline": sorted(plugin._timeline.items())[:3]}}))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120, check=True
+    )
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert data["kept"] == 2000
+    assert data["made"] == {"requests": 2008, "failures": 2007, "failure_events_dropped": 7}
+    first = data["events"][0]
+    assert first[:3] == [1000.0, "/x", "GET"]
+    assert first[3].startswith("RuntimeError('boom xxx") and len(first[3]) == 300
+    assert data["timeline"][0] == [1000, [1000, 1000]]

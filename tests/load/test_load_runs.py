@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -75,6 +76,39 @@ def test_standalone_run_counts_what_the_target_served(target: Target, output_dir
     assert result.to_dict()["requests"] == result.requests
 
 
+def test_timeline_sums_to_the_totals_and_failures_carry_their_times(target: Target, output_dir: Path) -> None:
+    before = time.time()
+    result = _run(_spec(target.url, output_dir, "/ok,/fail,/missing"))
+    after = time.time()
+
+    assert result.timeline, "no timeline recorded"
+    seconds = [s.at for s in result.timeline]
+    assert seconds == sorted(seconds) and len(set(seconds)) == len(seconds)
+    assert result.timeline_requests == result.requests == target.total
+    assert sum(s.failures for s in result.timeline) == result.failures
+    assert all(0 <= s.failures <= s.requests for s in result.timeline)
+    assert int(before) <= seconds[0] and seconds[-1] <= after
+
+    assert result.failure_events_dropped == 0
+    assert len(result.failure_events) == result.failures
+    times = [e.at for e in result.failure_events]
+    assert times == sorted(times)
+    assert result.first_request_at is not None and result.last_request_at is not None
+    assert result.first_request_at - 0.01 <= times[0] and times[-1] <= result.last_request_at + 0.01
+    by_name = {name: [e for e in result.failure_events if e.name == name] for name in ("/fail", "/missing")}
+    assert len(by_name["/fail"]) == target.by_path["/fail"]
+    assert all(e.method == "GET" and "status 500" in e.error for e in by_name["/fail"])
+    assert all("status 404" in e.error for e in by_name["/missing"])
+    failing_seconds = {int(e.at) for e in result.failure_events}
+    assert failing_seconds <= {s.at for s in result.timeline if s.failures}
+
+    data = json.loads(json.dumps(result.to_dict()))
+    assert sum(row[1] for row in data["timeline"]) == result.requests
+    assert data["timeline_columns"] == ["at", "requests", "failures"]
+    assert len(data["failure_events"]) == result.failures
+    assert data["failure_event_columns"] == ["at", "method", "name", "error"]
+
+
 def test_failures_are_grouped_by_kind(target: Target, output_dir: Path) -> None:
     result = _run(_spec(target.url, output_dir, "/ok,/fail,/missing"))
 
@@ -99,6 +133,17 @@ def test_distributed_aggregate_is_the_sum_of_the_workers(target: Target, output_
     assert result.requests == target.total == sum(target.by_generator[g.generator] for g in workers)
     assert result.aggregation_complete is True
     assert all(g.exit_code == 0 for g in result.generators)
+
+
+def test_distributed_timeline_is_merged_over_the_workers(target: Target, output_dir: Path) -> None:
+    result = _run(_spec(target.url, output_dir, "/ok,/fail", workers=2))
+
+    assert all(target.by_generator[f"worker-{n}"] > 0 for n in (1, 2)), dict(target.by_generator)
+    assert result.timeline_requests == result.requests == target.total
+    assert sum(s.failures for s in result.timeline) == result.failures == target.by_path["/fail"]
+    assert [s.at for s in result.timeline] == sorted({s.at for s in result.timeline})
+    assert len(result.failure_events) == result.failures
+    assert [e.at for e in result.failure_events] == sorted(e.at for e in result.failure_events)
 
 
 def test_constant_rate_reports_target_and_achieved_rate(target: Target, output_dir: Path) -> None:
