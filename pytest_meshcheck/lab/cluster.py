@@ -23,6 +23,7 @@ from pytest_meshcheck.lab.controllers.allocation import ServiceAllocator
 from pytest_meshcheck.lab.controllers.base import Controller
 from pytest_meshcheck.lab.controllers.deployment import DeploymentController
 from pytest_meshcheck.lab.controllers.faults import FaultController, FaultSwitchboard
+from pytest_meshcheck.lab.controllers.jobs import JobController
 from pytest_meshcheck.lab.controllers.nodes import NodeSpec, register_node
 from pytest_meshcheck.lab.controllers.replicaset import ReplicaSetController
 from pytest_meshcheck.lab.controllers.scheduler import Scheduler
@@ -147,6 +148,7 @@ class LabCore:
             Scheduler(self.store),
             ReplicaSetController(self.store),
             DeploymentController(self.store),
+            JobController(self.store),
             ServiceController(
                 self.store,
                 allocator=self.allocator,

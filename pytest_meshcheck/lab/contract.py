@@ -85,6 +85,10 @@ class WorkloadContext:
     #: Lab-wide services for control-plane workloads (istiod, Prometheus, Kiali): an in-process
     #: API client, the fault switchboard, the lab's kubeconfig path ... keyed by name.
     services: Mapping[str, Any] = field(default_factory=dict)
+    #: The container's volume mounts as the runtime projected them: ``mountPath`` -> a directory on
+    #: the lab's machine holding the volume's files (ConfigMap and Secret keys, emptyDir). A
+    #: workload that runs a real program points it there wherever the image expects the path.
+    volumes: Mapping[str, str] = field(default_factory=dict)
 
 
 class Workload(Protocol):

@@ -217,6 +217,7 @@ class Kubelet:
         if not argv:
             return 0
         commands = getattr(instance.workload, "exec_commands", None)
+        handlers: Mapping[str, Any] = {}
         if callable(commands):
             handlers = commands()
             handler = handlers.get(argv[0]) or handlers.get(os.path.basename(argv[0]))
@@ -228,4 +229,5 @@ class Kubelet:
         if run_command is None:
             stderr.write(f"{argv[0]}: command not found\n".encode())
             return 127
-        return int(run_command(argv, instance.context, stdin, stdout, stderr))
+        # The workload's own executables stay reachable from a shell (``sh -c 'kill -TERM 1'``).
+        return int(run_command(argv, instance.context, stdin, stdout, stderr, commands=handlers))

@@ -30,6 +30,7 @@ from pytest_meshcheck.lab.runtime.images import ImageNotFound, ImageRegistry
 from pytest_meshcheck.lab.runtime.logs import LogBuffer
 from pytest_meshcheck.lab.runtime.probes import ProbeTracker, earliest, run_probe
 from pytest_meshcheck.lab.runtime.timefmt import rfc3339
+from pytest_meshcheck.lab.runtime.volumes import MountError, PodVolumes
 from pytest_meshcheck.lab.store import GVR, Store
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ class PodWorker:
         self._stop = threading.Event()
         self._removed = threading.Event()
         self._last_status: dict[str, Any] | None = None
+        self._volumes = PodVolumes(self.pod, store)
         self._thread = threading.Thread(
             target=self._run, daemon=True, name=f"pod {self.namespace}/{self.name}"
         )
@@ -178,6 +180,7 @@ class PodWorker:
         finally:
             if self.pod_ip:
                 self._addresses.release_pod_ip(self.pod_ip)
+            self._volumes.cleanup()
             self._on_exit(self)
 
     def _next_wakeup(self, now: float) -> float:
@@ -331,7 +334,16 @@ class PodWorker:
                 field_path=path,
             )
             self._pulled.add(ref.full)
+        try:
+            mounts = self._volumes.mounts(slot.spec)
+        except MountError as exc:
+            # As the kubelet: the container waits in ContainerCreating and the mount is retried.
+            self._recorder.warning(self.pod, "FailedMount", f"MountVolume.SetUp failed: {exc}")
+            slot.waiting("ContainerCreating")
+            slot.backoff_until = now + 2.0
+            return
         context = self._context(slot, ref.tag)
+        context.volumes = mounts
         logs = LogBuffer()
         context.log = logs
         try:

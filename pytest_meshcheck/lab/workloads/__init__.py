@@ -10,6 +10,7 @@ and normalises ``docker.io/library/`` forms before matching):
   ``docker.io/kennethreitz/httpbin``, ``kennethreitz/httpbin`` (port 80).
 - curl/sleep (no server, used through exec): ``docker.io/curlimages/curl``, ``curlimages/curl``,
   ``docker.io/governmentpaas/curl-ssl``, ``governmentpaas/curl-ssl`` (the older sleep sample).
+- Locust: ``docker.io/locustio/locust``, ``locustio/locust`` (the real Locust, as a child process).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pytest_meshcheck.lab.contract import WorkloadFactory
 from pytest_meshcheck.lab.workloads.details import details_factory
 from pytest_meshcheck.lab.workloads.httpbin import go_httpbin_factory, kennethreitz_httpbin_factory
 from pytest_meshcheck.lab.workloads.idle import idle_factory
+from pytest_meshcheck.lab.workloads.locust import locust_factory
 from pytest_meshcheck.lab.workloads.productpage import productpage_factory
 from pytest_meshcheck.lab.workloads.ratings import ratings_factory
 from pytest_meshcheck.lab.workloads.reviews import reviews_factory
@@ -47,6 +49,10 @@ OTHER_IMAGES: dict[str, WorkloadFactory] = {
     "curlimages/curl": idle_factory,
     "docker.io/governmentpaas/curl-ssl": idle_factory,
     "governmentpaas/curl-ssl": idle_factory,
+    "docker.io/locustio/locust": locust_factory,
+    "locustio/locust": locust_factory,
+    # Mirrored by --meshcheck-image-registry (any registry and path before the repository).
+    "*/locustio/locust": locust_factory,
 }
 
 
