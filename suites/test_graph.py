@@ -19,7 +19,8 @@ from pytest_meshcheck.checks.kiali import KialiClient
 from pytest_meshcheck.errors import CheckFailed
 from pytest_meshcheck.install.addons import scrape_interval
 from pytest_meshcheck.install.bookinfo import AppInstall
-from pytest_meshcheck.load import LoadRun, spec_from_settings
+from pytest_meshcheck.kube.client import Kube
+from pytest_meshcheck.load import load_run
 from pytest_meshcheck.report import attach_evidence
 from pytest_meshcheck.report.plots import GraphEdge, ServiceGraph, service_graph_png
 from pytest_meshcheck.resources import data_file
@@ -58,16 +59,21 @@ def test_kiali_graph_has_exactly_the_expected_edges(
     meshcheck_bookinfo: AppInstall,
     meshcheck_kiali: KialiClient,
     meshcheck_settings: Settings,
+    meshcheck_kube: Kube,
 ) -> None:
     path = meshcheck_settings.expected_graph or data_file("graphs", "bookinfo.yaml")
     expected = load_expected_graph(path, meshcheck_bookinfo.namespace)
     min_wait = 2 * parse_duration(scrape_interval(meshcheck_settings))
     patience = max(min_wait, min(meshcheck_settings.timeout, 120))
-    spec = spec_from_settings(
-        meshcheck_settings, meshcheck_gateway_url, run_name="graph", duration_s=patience + 30
+    run = load_run(
+        meshcheck_settings,
+        meshcheck_gateway_url,
+        kube=meshcheck_kube,
+        run_name="graph",
+        duration_s=patience + 30,
     )
     graph: dict[str, Any] = {}
-    with LoadRun(spec) as run:
+    with run:
         started = time.monotonic()
         while True:
             graph = meshcheck_kiali.graph([meshcheck_bookinfo.namespace])

@@ -125,8 +125,13 @@ def stats_from_json(path: Path) -> StatsTable:
         entries = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise LoadError(f"could not read Locust's JSON stats {path}: {exc}") from exc
+    return stats_from_entries(entries, source=str(path))
+
+
+def stats_from_entries(entries: Any, *, source: str) -> StatsTable:
+    """Locust's serialized per-endpoint stats (its JSON file, or our report plugin's ``stats``)."""
     if not isinstance(entries, list):
-        raise LoadError(f"Locust's JSON stats {path} is not a list of entries")
+        raise LoadError(f"Locust's JSON stats {source} is not a list of entries")
     starts = [float(e["start_time"]) for e in entries if e.get("start_time")]
     ends = [float(e["last_request_timestamp"]) for e in entries if e.get("last_request_timestamp")]
     first_at, last_at = (min(starts), max(ends)) if starts and ends else (None, None)
@@ -329,3 +334,27 @@ def account_from_report(data: Any, *, source: str) -> FinalAccount:
         )
     except (AttributeError, ValueError, KeyError, TypeError) as exc:
         raise LoadError(f"could not read the final account {source}: {exc!r}") from exc
+
+
+#: The lines framing a report the plugin printed to stdout (``_meshcheck_report.STDOUT_BEGIN``).
+REPORT_BEGIN = "=== meshcheck final report begin ==="
+REPORT_END = "=== meshcheck final report end ==="
+
+
+def reports_in_log(text: str, *, source: str) -> list[dict[str, Any]]:
+    """The final reports our plugin printed into a log (a pod's, when no file can be read back)."""
+    reports = []
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if line.strip() != REPORT_BEGIN:
+            continue
+        if index + 2 >= len(lines) or lines[index + 2].strip() != REPORT_END:
+            raise LoadError(f"the final report in {source} is cut off (the log ends inside it)")
+        try:
+            report = json.loads(lines[index + 1])
+        except ValueError as exc:
+            raise LoadError(f"the final report in {source} is not JSON: {exc}") from exc
+        if not isinstance(report, dict):
+            raise LoadError(f"the final report in {source} is not a JSON object")
+        reports.append(report)
+    return reports

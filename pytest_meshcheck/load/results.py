@@ -176,6 +176,9 @@ class LoadResult:
     #: first ``MAX_FAILURE_EVENTS_PER_PROCESS`` and counts the rest in ``failure_events_dropped``.
     failure_events: tuple[FailureEvent, ...] = ()
     failure_events_dropped: int = 0
+    #: Where the load came from: ``local`` (processes on the machine running pytest) or
+    #: ``in-cluster (...)`` (Jobs next to the gateway), so a report says what it measured.
+    origin: str = "local"
 
     @property
     def requests(self) -> int:
