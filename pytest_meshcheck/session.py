@@ -171,6 +171,12 @@ class MeshcheckSession:
             self.layer(needed)
         return LayerStore(self.run_dir).ensure(layer, self._layer_context())
 
+    def update_layer(self, name: str, changes: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Record that layer ``name`` now consists of something else (see ``LayerStore.update``)."""
+        from pytest_meshcheck.install.layers import LayerStore
+
+        return LayerStore(self.run_dir).update(name, changes)
+
     def _layer_context(self) -> Any:
         from pytest_meshcheck.install.layers import LayerContext
 

@@ -11,7 +11,12 @@ from typing import Any
 
 import pytest
 
-from pytest_meshcheck.checks.injection import injection_findings, inspect_pod, pod_summary
+from pytest_meshcheck.checks.injection import (
+    create_injection_probe,
+    injection_findings,
+    inspect_pod,
+    pod_summary,
+)
 from pytest_meshcheck.checks.probe import Probe
 from pytest_meshcheck.errors import CheckFailed
 from pytest_meshcheck.install.bookinfo import AppInstall
@@ -21,25 +26,9 @@ from pytest_meshcheck.report import attach_evidence
 
 pytestmark = pytest.mark.meshcheck_injection
 
-PROBE_IMAGE = "docker.io/curlimages/curl:8.16.0"
-
 
 def _pods(kube: Kube, namespace: str) -> list[Any]:
     return list(kube.core.list_namespaced_pod(namespace).items)
-
-
-def _create_pod(kube: Kube, namespace: str, name: str, labels: dict[str, str] | None = None) -> Any:
-    body = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": name, **(labels or {})}},
-        "spec": {
-            "terminationGracePeriodSeconds": 0,
-            "containers": [{"name": name, "image": PROBE_IMAGE, "command": ["/bin/sleep", "infinity"]}],
-        },
-    }
-    # Injection happens at admission: the pod as created is the pod as injected.
-    return kube.core.create_namespaced_pod(namespace, body)
 
 
 def _fail_on(findings: list[str], what: str) -> None:
@@ -71,7 +60,7 @@ def test_a_new_pod_in_a_labelled_namespace_is_injected_now(
     meshcheck_kube: Kube, meshcheck_namespace: Any, meshcheck_mesh: MeshInstall
 ) -> None:
     namespace = meshcheck_namespace("inject-now", injected=True)
-    pod = _create_pod(meshcheck_kube, namespace, "fresh")
+    pod = create_injection_probe(meshcheck_kube, namespace, "fresh")
     attach_evidence("new pod spec", pod_summary(pod), "json")
     _fail_on(
         injection_findings([pod], expect_injected=True, revision=meshcheck_mesh.revision),
@@ -81,7 +70,9 @@ def test_a_new_pod_in_a_labelled_namespace_is_injected_now(
 
 def test_opt_out_label_is_honoured(meshcheck_kube: Kube, meshcheck_namespace: Any) -> None:
     namespace = meshcheck_namespace("opt-out", injected=True)
-    pod = _create_pod(meshcheck_kube, namespace, "opted-out", labels={"sidecar.istio.io/inject": "false"})
+    pod = create_injection_probe(
+        meshcheck_kube, namespace, "opted-out", labels={"sidecar.istio.io/inject": "false"}
+    )
     attach_evidence("opted-out pod spec", pod_summary(pod), "json")
     seen = inspect_pod(pod)
     if seen.has_proxy:
@@ -96,7 +87,7 @@ def test_revision_label_selects_the_installed_revision(
     if not meshcheck_mesh.revision:
         pytest.skip("the mesh is installed without a revision (--meshcheck-istio-revision not set)")
     namespace = meshcheck_namespace("by-revision", labels={"istio.io/rev": meshcheck_mesh.revision})
-    pod = _create_pod(meshcheck_kube, namespace, "by-revision")
+    pod = create_injection_probe(meshcheck_kube, namespace, "by-revision")
     attach_evidence("revision-injected pod spec", pod_summary(pod), "json")
     _fail_on(
         injection_findings([pod], expect_injected=True, revision=meshcheck_mesh.revision),

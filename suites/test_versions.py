@@ -7,13 +7,10 @@ The control plane runs the requested version; every proxy is within Istio's supp
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import pytest
 
 from pytest_meshcheck.checks.injection import inspect_pod
-from pytest_meshcheck.checks.versions import proxy_id, skew_findings, syncz
+from pytest_meshcheck.checks.versions import await_connected_proxies, meshed_pods, proxy_id, skew_findings
 from pytest_meshcheck.errors import CheckFailed
 from pytest_meshcheck.install.bookinfo import AppInstall
 from pytest_meshcheck.install.istio import MeshInstall, image_tag, proxy_versions
@@ -22,11 +19,6 @@ from pytest_meshcheck.report import attach_evidence, record_version
 from pytest_meshcheck.settings import Settings
 
 pytestmark = pytest.mark.meshcheck_versions
-
-
-def _meshed_pods(kube: Kube) -> list[Any]:
-    pods = kube.core.list_pod_for_all_namespaces().items
-    return [p for p in pods if p.metadata.deletion_timestamp is None and inspect_pod(p).has_proxy]
 
 
 def test_control_plane_runs_the_requested_version(
@@ -56,7 +48,7 @@ def test_control_plane_runs_the_requested_version(
 def test_every_proxy_is_within_the_supported_skew(
     meshcheck_kube: Kube, meshcheck_mesh: MeshInstall, meshcheck_bookinfo: AppInstall
 ) -> None:
-    versions = proxy_versions(_meshed_pods(meshcheck_kube))
+    versions = proxy_versions(meshed_pods(meshcheck_kube))
     attach_evidence("proxy versions", versions, "json")
     for version in sorted(set(versions.values())):
         record_version(f"proxy {version}", version)
@@ -72,15 +64,10 @@ def test_every_proxy_is_connected_to_a_live_istiod(
     meshcheck_bookinfo: AppInstall,
     meshcheck_settings: Settings,
 ) -> None:
-    expected = {proxy_id(p) for p in _meshed_pods(meshcheck_kube)}
-    deadline = time.monotonic() + min(meshcheck_settings.timeout, 60)
-    while True:
-        rows = syncz(meshcheck_kube, meshcheck_mesh.istiod_name)
-        connected = {str(row.get("proxy", "")) for row in rows}
-        missing = expected - connected
-        if not missing or time.monotonic() >= deadline:
-            break
-        time.sleep(2.0)
+    expected = {proxy_id(p) for p in meshed_pods(meshcheck_kube)}
+    missing, rows = await_connected_proxies(
+        meshcheck_kube, meshcheck_mesh.istiod_name, expected, timeout=min(meshcheck_settings.timeout, 60)
+    )
     attach_evidence("istiod /debug/syncz", rows, "json")
     if missing:
         raise CheckFailed(

@@ -15,6 +15,8 @@ from typing import Any
 PROXY = "istio-proxy"
 INITS = ("istio-init", "istio-validation")
 STATUS_ANNOTATION = "sidecar.istio.io/status"
+#: The image of the throw-away pods that show what the injector does to a pod created now.
+PROBE_IMAGE = "docker.io/curlimages/curl:8.16.0"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,3 +114,18 @@ def pod_summary(pod: Any) -> dict[str, Any]:
         ],
         "containers": [{"name": c.name, "image": c.image} for c in pod.spec.containers or []],
     }
+
+
+def create_injection_probe(kube: Any, namespace: str, name: str, labels: dict[str, str] | None = None) -> Any:
+    """Create a sleeping pod and return it as admitted: injection happens at admission, so the pod
+    as created is the pod as the webhook left it (the caller deletes it, or its namespace)."""
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name, **(labels or {})}},
+        "spec": {
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{"name": name, "image": PROBE_IMAGE, "command": ["/bin/sleep", "infinity"]}],
+        },
+    }
+    return kube.core.create_namespaced_pod(namespace, body)

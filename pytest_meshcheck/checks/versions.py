@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,3 +66,26 @@ def syncz(kube: Kube, istiod_service: str, *, namespace: str = "istio-system") -
 def proxy_id(pod: Any) -> str:
     """How istiod names a pod's proxy: ``<pod>.<namespace>``."""
     return f"{pod.metadata.name}.{pod.metadata.namespace}"
+
+
+def meshed_pods(kube: Kube) -> list[Any]:
+    """Every live pod (not being deleted) that runs an istio-proxy, gateways included."""
+    from pytest_meshcheck.checks.injection import inspect_pod
+
+    pods = kube.core.list_pod_for_all_namespaces().items
+    return [p for p in pods if p.metadata.deletion_timestamp is None and inspect_pod(p).has_proxy]
+
+
+def await_connected_proxies(
+    kube: Kube, istiod_service: str, expected: set[str], *, timeout: float, interval: float = 2.0
+) -> tuple[set[str], list[dict[str, Any]]]:
+    """Poll istiod's syncz until every proxy in ``expected`` (``proxy_id`` form) is connected or
+    ``timeout`` passes (a restarted proxy takes a moment to connect); returns the ones still
+    missing and the last syncz rows, for the check to judge and attach."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = syncz(kube, istiod_service)
+        missing = expected - {str(row.get("proxy", "")) for row in rows}
+        if not missing or time.monotonic() >= deadline:
+            return missing, rows
+        time.sleep(interval)

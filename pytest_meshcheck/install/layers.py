@@ -98,6 +98,19 @@ class LayerStore:
             result_path.write_text(json.dumps(result, sort_keys=True))
             return result
 
+    def update(self, name: str, changes: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Change an installed layer's record (a step that changed what the layer installed, such
+        as an upgrade of the mesh, says so here, so teardown removes what is really there)."""
+        with _locked(self.run_dir / f"layer-{name}.lock"):
+            path = self._result_path(name)
+            if not path.exists():
+                raise InstallError(f"layer {name} is not installed in this run; nothing to update")
+            record = {**json.loads(path.read_text()), **changes}
+            partial = path.with_suffix(".json.partial")
+            partial.write_text(json.dumps(record, sort_keys=True))
+            partial.replace(path)
+            return record
+
     def installed(self) -> list[tuple[str, Mapping[str, Any]]]:
         """Installed layers with their results, in installation order."""
         found = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -59,11 +60,26 @@ def install_mesh(context: LayerContext) -> Mapping[str, Any]:
 
 def uninstall_mesh(context: LayerContext, result: Mapping[str, Any]) -> None:
     remove_mesh_policy(context.kube, context.settings)
-    if not result.get("reused"):
-        installer = _installer(context)
-        installer.installed = mesh_from(result)
-        installer.mark_installed_by_run()
-        installer.uninstall()
+    if result.get("reused"):
+        return
+    if result.get("upgraded_from"):
+        # The upgrade suite changed the mesh: remove its leftovers (a tag, the old revision if it
+        # was not removed), then the installation as it is now, with the settings it was made with.
+        from pytest_meshcheck.upgrade.teardown import remove_upgrade_leftovers
+
+        remove_upgrade_leftovers(context, result)
+        context = dataclasses.replace(
+            context,
+            settings=dataclasses.replace(
+                context.settings,
+                istio_version=str(result["version"]),
+                istio_revision=str(result.get("revision", "")),
+            ),
+        )
+    installer = _installer(context)
+    installer.installed = mesh_from(result)
+    installer.mark_installed_by_run()
+    installer.uninstall()
 
 
 def mesh_from(result: Mapping[str, Any]) -> MeshInstall:
