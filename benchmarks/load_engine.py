@@ -1,14 +1,21 @@
 """How many requests per second the load engine makes, per Locust process, beside wrk.
 
-Drives a trivial HTTP server on 127.0.0.1 (its own process, keep-alive, a fixed 2-byte body) with
-closed-loop load, no think time, from:
+Two targets, in the same run:
+  * a trivial HTTP server on 127.0.0.1 (its own process, keep-alive, a fixed 2-byte body);
+  * the lab's ingress gateway (``meshcheck lab up --mesh`` plus Bookinfo installed by the
+    harness's installer), ``/productpage``: gateway -> productpage -> details, reviews -> ratings,
+    all with mTLS, so a request costs the lab four proxied hops (``--no-lab`` skips it);
+each driven with closed-loop load, no think time, from:
   * Locust standalone (one process), then a master with 1 and with 2 worker processes;
-  * wrk with 1 and 2 threads, when it is installed (Debian package ``wrk``), in the same run.
-It prints one table; nothing is asserted. The generators and the server share this machine's
-cores, so the server's own CPU share is printed too: when it nears one core, the server, not the
-generator, is what limits a row.
+  * wrk with 1 and 2 threads, when it is installed (Debian package ``wrk``).
+It prints one table and how throughput scales from 1 to 2 workers; nothing is asserted. The
+generators and the targets share this machine's cores, so the trivial server's CPU share is
+printed too: when it nears one core, the server, not the generator, is what limits a row.
 
-    python benchmarks/load_engine.py [--duration 10] [--users 20]
+    python benchmarks/load_engine.py [--duration 10] [--users 20] [--no-lab]
+
+Measured (2-core VM, 10 s per row, 20 users/connections; timings are noisy, read the ratios):
+see docs/load.md.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ async def _serve(port: int) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class Row:
+    target: str
     engine: str
     generating_processes: int
     concurrency: int
@@ -128,26 +136,31 @@ class ServerMeter:
         self._thread.join(timeout=5)
 
 
-def locust_row(url: str, meter: ServerMeter, *, workers: int, users: int, duration: float, out: Path) -> Row:
+def locust_row(
+    target: str, url: str, meter: ServerMeter | None, *, workers: int, users: int, duration: float, out: Path
+) -> Row:
+    base, _, path = url.partition("://")
+    host, slash, rest = path.partition("/")
     spec = LoadSpec(
-        target_url=url,
+        target_url=f"{base}://{host}",
         users=users,
         spawn_rate=float(users),
         duration_s=duration,
         workers=workers,
         locustfile=shipped_locustfile("http_get.py"),
-        output_dir=out / f"locust-{workers}",
-        env={ENV_URLS: "/"},
+        output_dir=out / f"locust-{target}-{workers}",
+        env={ENV_URLS: slash + rest or "/"},
     )
     run = LoadRun(spec).start()
     if not run.wait():
         run.stop()
     result = run.result()
-    server_busy = meter.share(result.first_request_at, result.last_request_at)
+    server_busy = None if meter is None else meter.share(result.first_request_at, result.last_request_at)
     generating = [g for g in result.generators if g.role != "master"]
     busy = ", ".join("?" if g.busy is None else f"{g.busy:.0%}" for g in generating)
     label = "locust standalone" if workers == 0 else f"locust master + {workers} worker(s)"
     return Row(
+        target=target,
         engine=label,
         generating_processes=len(generating),
         concurrency=users,
@@ -166,17 +179,25 @@ _WRK_LATENCY = re.compile(r"^\s*(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
 
 
 def wrk_row(
-    wrk: str, url: str, meter: ServerMeter, *, threads: int, connections: int, duration: float
+    target: str,
+    wrk: str,
+    url: str,
+    meter: ServerMeter | None,
+    *,
+    threads: int,
+    connections: int,
+    duration: float,
 ) -> Row:
-    argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", url + "/"]
+    argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", url]
     started = time.time()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60, check=True)
-    server_busy = meter.share(started, time.time())
+    server_busy = None if meter is None else meter.share(started, time.time())
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
     latency = {m.group(1): float(m.group(2)) * scale[m.group(3)] for m in _WRK_LATENCY.finditer(done.stdout)}
     rps = _WRK_RPS.search(done.stdout)
     total = _WRK_TOTAL.search(done.stdout)
     return Row(
+        target=target,
         engine=f"wrk -t{threads}",
         generating_processes=threads,  # wrk threads, in one process
         concurrency=connections,
@@ -195,6 +216,7 @@ def _ms(value: float | None) -> str:
 
 def print_table(rows: list[Row]) -> None:
     header = (
+        "target",
         "engine",
         "procs",
         "conc",
@@ -210,6 +232,7 @@ def print_table(rows: list[Row]) -> None:
     for row in rows:
         lines.append(
             (
+                row.target,
                 row.engine,
                 str(row.generating_processes),
                 str(row.concurrency),
@@ -227,12 +250,84 @@ def print_table(rows: list[Row]) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
 
 
+def measure(
+    target: str, url: str, meter: ServerMeter | None, *, users: int, duration: float, out: Path
+) -> list[Row]:
+    """Every engine against one target: Locust standalone, master + 1 and + 2 workers, wrk."""
+    rows = [
+        locust_row(target, url, meter, workers=workers, users=users, duration=duration, out=out)
+        for workers in (0, 1, 2)
+    ]
+    wrk = shutil.which("wrk")
+    if wrk:
+        for threads in (1, 2):
+            rows.append(
+                wrk_row(target, wrk, url, meter, threads=threads, connections=users, duration=duration)
+            )
+    return rows
+
+
+@contextmanager
+def lab_gateway() -> Iterator[str]:
+    """A meshed lab with Bookinfo, through the project's own CLI and installer; yields the URL of
+    the product page through the ingress gateway. The lab is taken down afterwards."""
+    from pytest_meshcheck import cli
+    from pytest_meshcheck.install.bookinfo import install_app
+    from pytest_meshcheck.install.istio import GATEWAY_NAME, ISTIO_NAMESPACE
+    from pytest_meshcheck.kube.client import connect
+    from pytest_meshcheck.kube.services import reach_service
+    from pytest_meshcheck.resources import data_file
+    from pytest_meshcheck.settings import default_settings
+
+    home = Path(tempfile.mkdtemp(prefix="meshcheck-bench-"))
+    os.environ["MESHCHECK_HOME"] = str(home)
+    lab = "bench-load-engine"
+    if cli.main(["lab", "up", "--name", lab, "--mesh"]) != 0:
+        raise RuntimeError("the lab did not come up")
+    try:
+        kube = connect(home / "labs" / lab / "kubeconfig")
+        install_app(
+            kube,
+            default_settings(timeout="180s"),
+            namespace="bookinfo",
+            manifests=[
+                data_file("bookinfo", "bookinfo.yaml"),
+                data_file("bookinfo", "bookinfo-gateway.yaml"),
+            ],
+            injected=True,
+        )
+        gateway = reach_service(kube, ISTIO_NAMESPACE, GATEWAY_NAME, "http2", lb_timeout=60).url
+        kube.close()
+        yield f"{gateway}/productpage"
+    finally:
+        cli.main(["lab", "down", "--name", lab])
+
+
+def scaling_note(rows: list[Row]) -> list[str]:
+    notes = []
+    for target in dict.fromkeys(row.target for row in rows):
+        by_engine = {row.engine: row for row in rows if row.target == target}
+        standalone = by_engine["locust standalone"]
+        one, two = by_engine["locust master + 1 worker(s)"], by_engine["locust master + 2 worker(s)"]
+        line = (
+            f"{target}: 1 worker = {one.rps / standalone.rps:.2f}x standalone, "
+            f"2 workers = {two.rps / one.rps:.2f}x 1 worker "
+            f"({two.rps_per_process:.0f} vs {one.rps_per_process:.0f} req/s per worker process)"
+        )
+        wrk = by_engine.get("wrk -t2")
+        if wrk is not None and wrk.rps:
+            line += f"; Locust with 2 workers makes {two.rps / wrk.rps:.0%} of wrk -t2's rate"
+        notes.append(line)
+    return notes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement (default 10)")
     parser.add_argument("--users", type=int, default=20, help="Locust users / wrk connections (default 20)")
+    parser.add_argument("--no-lab", action="store_true", help="skip the lab gateway target")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
@@ -241,38 +336,25 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"cores: {os.cpu_count()}  duration: {args.duration:g}s per row  closed loop, no think time")
     rows: list[Row] = []
-    with trivial_server() as (url, server_pid), tempfile.TemporaryDirectory() as scratch:
-        meter = ServerMeter(server_pid)
-        try:
-            for workers in (0, 1, 2):
-                rows.append(
-                    locust_row(
-                        url,
-                        meter,
-                        workers=workers,
-                        users=args.users,
-                        duration=args.duration,
-                        out=Path(scratch),
-                    )
+    with tempfile.TemporaryDirectory() as scratch:
+        with trivial_server() as (url, server_pid):
+            meter = ServerMeter(server_pid)
+            try:
+                rows += measure(
+                    "trivial", url + "/", meter, users=args.users, duration=args.duration, out=Path(scratch)
                 )
-            wrk = shutil.which("wrk")
-            if wrk:
-                for threads in (1, 2):
-                    rows.append(
-                        wrk_row(
-                            wrk, url, meter, threads=threads, connections=args.users, duration=args.duration
-                        )
-                    )
-        finally:
-            meter.close()
+            finally:
+                meter.close()
+        if not args.no_lab:
+            with lab_gateway() as gateway:
+                rows += measure(
+                    "lab gateway", gateway, None, users=args.users, duration=args.duration, out=Path(scratch)
+                )
     print_table(rows)
     if not shutil.which("wrk"):
         print("wrk is not installed (Debian: apt-get install wrk): no side-by-side rows")
-    standalone, one, two = rows[0], rows[1], rows[2]
-    print(
-        f"locust scaling: 1 worker = {one.rps / standalone.rps:.2f}x standalone, "
-        f"2 workers = {two.rps / one.rps:.2f}x 1 worker"
-    )
+    for line in scaling_note(rows):
+        print(f"scaling: {line}")
     return 0
 
 
