@@ -9,10 +9,12 @@ from __future__ import annotations
 from pytest_meshcheck.report.evidence import (
     EvidenceRecord,
     attach_evidence,
+    record_benchmark_result,
     record_figure,
     record_load_figures,
     record_upgrade_result,
     record_version,
+    reports_dir,
 )
 from pytest_meshcheck.report.redact import redact, register_secret
 from pytest_meshcheck.report.setup import configure_reports
@@ -21,10 +23,12 @@ __all__ = [
     "EvidenceRecord",
     "attach_evidence",
     "configure_reports",
+    "record_benchmark_result",
     "record_figure",
     "record_load_figures",
     "record_upgrade_result",
     "record_version",
     "redact",
     "register_secret",
+    "reports_dir",
 ]

@@ -20,6 +20,7 @@ from pytest_meshcheck.providers.base import ClusterHandle
 from pytest_meshcheck.report.naming import OTHER_SUITE, SEVERITY_BY_SUITE, check_name, suite_of
 from pytest_meshcheck.report.outcomes import (
     ASSERTION_FAILED,
+    CONFIGURATION_ERROR,
     ENVIRONMENT_PROBLEM,
     HARNESS_ERROR,
     MESH_REGRESSION,
@@ -118,6 +119,14 @@ def categories() -> list[dict[str, Any]]:
             "description": "Cluster unreachable, install failed, wait timed out: the gate could not decide.",
             "matchedStatuses": ["broken"],
             "messageRegex": _message_naming(_subclass_names(errors.EnvironmentProblem)),
+        },
+        {
+            "name": CONFIGURATION_ERROR,
+            "description": (
+                "An option's value cannot be used (e.g. no saved benchmark of that name): fix the call."
+            ),
+            "matchedStatuses": ["broken"],
+            "messageRegex": _message_naming(_subclass_names(errors.ConfigError)),
         },
         {
             "name": HARNESS_ERROR,

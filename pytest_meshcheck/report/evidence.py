@@ -1,5 +1,5 @@
 """The API checks use to leave evidence and numbers behind: ``attach_evidence``, ``record_figure``,
-``record_version``, ``record_load_figures``, ``record_upgrade_result``.
+``record_version``, ``record_load_figures``, ``record_upgrade_result``, ``record_benchmark_result``.
 
 Evidence is always written to ``<reports-dir>/evidence/`` (so it survives without Allure and the
 summary can point at it) and, when allure-pytest is writing results, also attached to the running
@@ -60,9 +60,12 @@ class FactSheet:
     versions: dict[str, str] = field(default_factory=dict)
     load: dict[str, Any] | None = None
     upgrade: dict[str, Any] | None = None
+    benchmark: dict[str, Any] | None = None
 
     def is_empty(self) -> bool:
-        return not (self.evidence or self.figures or self.versions or self.load or self.upgrade)
+        return not (
+            self.evidence or self.figures or self.versions or self.load or self.upgrade or self.benchmark
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +74,7 @@ class FactSheet:
             "versions": dict(self.versions),
             "load": self.load,
             "upgrade": self.upgrade,
+            "benchmark": self.benchmark,
         }
 
 
@@ -178,6 +182,10 @@ class Recorder:
         with self._lock:
             self._sheet().upgrade = _json_ready(result)
 
+    def benchmark(self, result: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._sheet().benchmark = _json_ready(result)
+
 
 def _json_ready(data: Mapping[str, Any]) -> dict[str, Any]:
     """A redacted deep copy that survives JSON (and so the xdist hand-over) unchanged."""
@@ -246,3 +254,14 @@ def record_load_figures(figures: Mapping[str, Any]) -> None:
 def record_upgrade_result(result: Mapping[str, Any]) -> None:
     """The upgrade suite's outcome (from/to versions, errors during the upgrade) for the summary."""
     RECORDER.upgrade(result)
+
+
+def record_benchmark_result(result: Mapping[str, Any]) -> None:
+    """The benchmark suite's outcome (metrics, load shape, saved name, comparison) for the summary."""
+    RECORDER.benchmark(result)
+
+
+def reports_dir() -> Path | None:
+    """The run's reports directory as the report layer resolved it (None outside a gate run), for
+    output that must sit beside the reports, such as saved benchmark baselines."""
+    return RECORDER.reports_dir

@@ -12,15 +12,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from pytest_meshcheck.errors import CheckFailed, EnvironmentProblem, HarnessError
+from pytest_meshcheck.errors import CheckFailed, ConfigError, EnvironmentProblem, HarnessError
 
 Status = Literal["passed", "failed", "broken", "skipped"]
 Verdict = Literal["pass", "fail", "error"]
+#: A suite can also be ``skipped``: every check skipped, so nothing verified but nothing wrong.
+SuiteVerdict = Literal["pass", "fail", "error", "skipped"]
 
 #: Category ids; ``categories.json`` and the summary use the same names.
 MESH_REGRESSION = "mesh regression"
 ASSERTION_FAILED = "check assertion failed"
 ENVIRONMENT_PROBLEM = "environment problem"
+CONFIGURATION_ERROR = "configuration error"
 HARNESS_ERROR = "harness error"
 UNEXPECTED_ERROR = "unexpected error"
 
@@ -39,6 +42,8 @@ def classify_exception(exc: BaseException) -> tuple[Status, str]:
         return "failed", ASSERTION_FAILED
     if isinstance(exc, EnvironmentProblem):
         return "broken", ENVIRONMENT_PROBLEM
+    if isinstance(exc, ConfigError):
+        return "broken", CONFIGURATION_ERROR
     if isinstance(exc, HarnessError):
         return "broken", HARNESS_ERROR
     return "broken", UNEXPECTED_ERROR
@@ -101,3 +106,16 @@ def verdict_of(counts: Counts, *, run_errors: int = 0) -> tuple[Verdict, str]:
             return "error", f"no check passed ({counts.skipped} skipped): nothing was verified"
         return "error", "no checks ran: nothing was verified"
     return "pass", f"{counts.passed} check(s) passed"
+
+
+def suite_verdict_of(counts: Counts) -> tuple[SuiteVerdict, str]:
+    """One suite's verdict: the run's rules, except that a suite whose checks all skipped is
+    ``skipped`` rather than ``error``. Such a suite verified nothing, but nothing went wrong in it
+    either (a placeholder, or a check whose precondition is absent, such as no upgrade target);
+    calling it an error would point a reader at a problem that does not exist. The run's verdict
+    still counts it as nothing verified when no other suite passed.
+    """
+    if counts.total and counts.skipped == counts.total:
+        return "skipped", f"all {counts.skipped} check(s) skipped: nothing verified, nothing wrong"
+    verdict, reason = verdict_of(counts)
+    return verdict, reason

@@ -1,4 +1,5 @@
-"""PNG plots for evidence: latency percentiles, RPS and errors over time, and the service graph.
+"""PNG plots for evidence: latency percentiles, RPS and errors over time, the service graph, and
+the benchmark's bar charts (mesh vs bypass percentiles, before/after per metric).
 
 The inputs are small typed values that the load and graph layers fill from what they measured,
 so this module knows nothing about Locust's CSV columns or Kiali's JSON. matplotlib is imported
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,4 +210,70 @@ def service_graph_png(graph: ServiceGraph) -> bytes:
         legend.append(Line2D([], [], color="#757575", linewidth=2, linestyle=":", label="expected, not seen"))
     if legend:
         axes.legend(handles=legend, loc="lower right", fontsize=8)
+    return _png(figure)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BarGroup:
+    """One series of a grouped bar chart: a label (e.g. "through the mesh") and its values by
+    category (e.g. {"p50": 12.0, "p90": 20.0})."""
+
+    label: str
+    values: Mapping[str, float]
+
+
+def grouped_bars_png(title: str, groups: Sequence[BarGroup], *, unit: str) -> bytes:
+    """Side-by-side bars per category, one colour per group, values written on the bars."""
+    categories = list(dict.fromkeys(name for group in groups for name in group.values))
+    if not categories:
+        raise HarnessError(f"cannot plot {title!r}: no values")
+    figure = _figure(8, 4)
+    axes = figure.add_subplot()
+    width = 0.8 / max(1, len(groups))
+    for index, group in enumerate(groups):
+        xs = [position + (index - (len(groups) - 1) / 2) * width for position in range(len(categories))]
+        heights = [group.values.get(name, math.nan) for name in categories]
+        bars = axes.bar(xs, heights, width=width, label=group.label)
+        axes.bar_label(bars, fmt="%.3g", fontsize=8)
+    axes.set_xticks(range(len(categories)), categories)
+    axes.set_title(title)
+    axes.set_ylabel(unit)
+    axes.set_ylim(bottom=0)
+    axes.grid(alpha=0.3, axis="y")
+    axes.legend(loc="upper left")
+    return _png(figure)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BeforeAfter:
+    """One metric of a comparison; ``regressed`` colours its "after" bar red."""
+
+    title: str
+    unit: str
+    before: float | None
+    after: float | None
+    regressed: bool = False
+    better: str = "lower"
+
+
+def before_after_png(title: str, rows: Sequence[BeforeAfter], *, columns: int = 4) -> bytes:
+    """One small panel per metric with its baseline and current value, each on its own scale (a
+    throughput of hundreds and a lag of seconds cannot share an axis)."""
+    if not rows:
+        raise HarnessError(f"cannot plot {title!r}: no metrics")
+    columns = max(1, min(columns, len(rows)))
+    lines = math.ceil(len(rows) / columns)
+    figure = _figure(3.0 * columns, 2.4 * lines + 0.6)
+    figure.suptitle(title)
+    for index, row in enumerate(rows):
+        axes = figure.add_subplot(lines, columns, index + 1)
+        values = [math.nan if value is None else value for value in (row.before, row.after)]
+        colours = ["#90a4ae", ERROR_COLOUR if row.regressed else "#1565c0"]
+        bars = axes.bar(["before", "after"], values, color=colours)
+        axes.bar_label(bars, fmt="%.3g", fontsize=7)
+        axes.margins(y=0.15)
+        axes.set_title(f"{row.title}\n({row.better} is better)", fontsize=8)
+        axes.set_ylabel(row.unit, fontsize=7)
+        axes.tick_params(labelsize=7)
+        axes.grid(alpha=0.3, axis="y")
     return _png(figure)

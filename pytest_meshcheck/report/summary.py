@@ -18,7 +18,7 @@ import pytest
 
 from pytest_meshcheck.providers.base import ClusterHandle
 from pytest_meshcheck.report.naming import OTHER_SUITE, suite_from_keywords
-from pytest_meshcheck.report.outcomes import Counts, Status, verdict_of, worse
+from pytest_meshcheck.report.outcomes import Counts, Status, suite_verdict_of, verdict_of, worse
 from pytest_meshcheck.report.redact import redact
 from pytest_meshcheck.settings import SUITES, Settings
 
@@ -62,6 +62,7 @@ class RunFacts:
     versions: dict[str, str] = field(default_factory=dict)
     load: dict[str, Any] | None = None
     upgrade: dict[str, Any] | None = None
+    benchmark: dict[str, Any] | None = None
     evidence: list[dict[str, Any]] = field(default_factory=list)
 
     def merge(self, facts: Mapping[str, Any]) -> None:
@@ -70,6 +71,8 @@ class RunFacts:
             self.load = dict(facts["load"])
         if facts.get("upgrade"):
             self.upgrade = dict(facts["upgrade"])
+        if facts.get("benchmark"):
+            self.benchmark = dict(facts["benchmark"])
 
 
 class SummaryCollector:
@@ -171,7 +174,7 @@ def build_summary(collector: SummaryCollector, context: RunContext) -> dict[str,
     suites: dict[str, Any] = {}
     for suite in collector.suites():
         suite_counts = collector.counts(suite)
-        suite_verdict, suite_reason = verdict_of(suite_counts)
+        suite_verdict, suite_reason = suite_verdict_of(suite_counts)
         records = [r for r in collector.checks.values() if r.suite == suite]
         figures: dict[str, Any] = {}
         for record in records:
@@ -226,6 +229,7 @@ def build_summary(collector: SummaryCollector, context: RunContext) -> dict[str,
         "versions": versions_of(handle, collector.facts.versions),
         "load": collector.facts.load,
         "upgrade": collector.facts.upgrade,
+        "benchmark": collector.facts.benchmark,
         "run_evidence": collector.facts.evidence,
         "ci": dict(context.executor),
         "outputs": dict(context.outputs),

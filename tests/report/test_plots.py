@@ -8,12 +8,17 @@ import pytest
 
 from pytest_meshcheck.errors import HarnessError
 from pytest_meshcheck.report.plots import (
+    ERROR_COLOUR,
     MTLS_COLOUR,
     PLAINTEXT_COLOUR,
+    BarGroup,
+    BeforeAfter,
     GraphEdge,
     LoadSample,
     LoadSeries,
     ServiceGraph,
+    before_after_png,
+    grouped_bars_png,
     latency_percentiles_png,
     layered_positions,
     service_graph_png,
@@ -95,3 +100,33 @@ def test_empty_inputs_are_refused_with_a_reason() -> None:
         latency_percentiles_png(LoadSeries(title="x", samples=[]))
     with pytest.raises(HarnessError, match="no nodes"):
         service_graph_png(ServiceGraph(title="x", nodes=[], edges=[]))
+
+
+def test_grouped_bars_put_the_groups_side_by_side() -> None:
+    groups = [
+        BarGroup(label="through the mesh", values={"p50": 40.0, "p90": 70.0, "p99": 120.0}),
+        BarGroup(label="outside the mesh", values={"p50": 15.0, "p90": 25.0, "p99": 50.0}),
+    ]
+    png = grouped_bars_png("latency", groups, unit="ms")
+    assert _size(png) == (800, 400)
+    one = grouped_bars_png("latency", groups[:1], unit="ms")
+    assert one != png
+
+
+def test_before_after_marks_a_regressed_metric_red_and_gives_each_metric_its_own_panel() -> None:
+    rows = [
+        BeforeAfter(title="gateway p50", unit="ms", before=40.0, after=440.0, regressed=True),
+        BeforeAfter(title="throughput", unit="req/s", before=80.0, after=11.0, better="higher"),
+        BeforeAfter(title="Kiali lag", unit="s", before=11.0, after=None),
+        BeforeAfter(title="convergence", unit="s", before=0.8, after=0.9),
+        BeforeAfter(title="added p50", unit="ms", before=-2.0, after=3.0),
+    ]
+    png = before_after_png("baseline vs this run", rows)
+    assert _size(png) == (1200, 540)  # 4 columns, 2 rows of panels
+    assert _rgb(ERROR_COLOUR) in _pixels(png)
+    calm = before_after_png("t", [BeforeAfter(title="p50", unit="ms", before=40.0, after=41.0)])
+    assert _rgb(ERROR_COLOUR) not in _pixels(calm)
+    with pytest.raises(HarnessError, match="no metrics"):
+        before_after_png("t", [])
+    with pytest.raises(HarnessError, match="no values"):
+        grouped_bars_png("t", [], unit="ms")

@@ -157,6 +157,103 @@ def test_proxy_versions():
     summary = mesh_project.summary()
     assert summary["verdict"] == "error"
     assert "nothing was verified" in summary["reason"]
+    # The suite itself did nothing wrong: it is "skipped", the run is "error" (nothing verified).
+    assert summary["suites"]["versions"]["verdict"] == "skipped"
+    result.stdout.fnmatch_lines(["versions*0*0*0*1*skipped*", "verdict: ERROR*"])
+
+
+def test_a_suite_whose_checks_all_skipped_is_skipped_beside_passing_suites(mesh_project: MeshProject) -> None:
+    mesh_project.pytester.makepyfile(
+        test_checks=HEALTHY_CHECKS,
+        test_pending='''
+import pytest
+
+pytestmark = pytest.mark.meshcheck_upgrade
+
+
+def test_upgrade_keeps_traffic():
+    pytest.skip("no --meshcheck-upgrade-to given")
+
+
+def test_old_control_plane_removed():
+    pytest.skip("no --meshcheck-upgrade-to given")
+''',
+    )
+    result = mesh_project.run()
+    result.assert_outcomes(passed=2, skipped=2)
+    summary = mesh_project.summary()
+    assert summary["verdict"] == "pass"
+    upgrade = summary["suites"]["upgrade"]
+    assert upgrade["verdict"] == "skipped"
+    assert upgrade["reason"] == "all 2 check(s) skipped: nothing verified, nothing wrong"
+    assert summary["suites"]["mtls"]["verdict"] == "pass"
+    result.stdout.fnmatch_lines(["mtls*2*0*0*0*pass*", "upgrade*0*0*0*2*skipped*", "verdict: PASS*"])
+
+
+def test_a_partly_skipped_suite_keeps_its_verdict(mesh_project: MeshProject) -> None:
+    mesh_project.pytester.makepyfile(
+        test_checks='''
+import pytest
+
+pytestmark = pytest.mark.meshcheck_gateway
+
+
+def test_routed(meshcheck_cluster):
+    pass
+
+
+def test_not_applicable():
+    pytest.skip("n/a")
+'''
+    )
+    mesh_project.run().assert_outcomes(passed=1, skipped=1)
+    assert mesh_project.summary()["suites"]["gateway"]["verdict"] == "pass"
+
+
+BENCHMARK_CHECK = '''
+import pytest
+
+from pytest_meshcheck.errors import ConfigError
+from pytest_meshcheck.report import record_benchmark_result, reports_dir
+
+pytestmark = pytest.mark.meshcheck_benchmark
+
+
+def test_benchmark(meshcheck_cluster):
+    assert reports_dir() is not None and reports_dir().name == "reports"
+    record_benchmark_result({
+        "metrics": {"gateway_p50_ms": {"value": 41.5, "unit": "ms", "better": "lower"}},
+        "saved_as": "base",
+        "comparison": None,
+    })
+
+
+def test_baseline_named(meshcheck_cluster):
+    raise ConfigError("--meshcheck-benchmark-compare=nope: no saved benchmark named 'nope'")
+'''
+
+
+def test_the_benchmark_section_reaches_the_summary_and_a_config_error_is_broken(
+    mesh_project: MeshProject,
+) -> None:
+    mesh_project.pytester.makepyfile(test_bench=BENCHMARK_CHECK)
+    mesh_project.run("-n", "2").assert_outcomes(passed=1, failed=1)
+    summary = mesh_project.summary()
+    assert summary["benchmark"] == {
+        "metrics": {"gateway_p50_ms": {"value": 41.5, "unit": "ms", "better": "lower"}},
+        "saved_as": "base",
+        "comparison": None,
+    }
+    broken = {check["check"]: check for check in summary["broken_checks"]}
+    assert broken["baseline named"]["category"] == "configuration error"
+    assert "no saved benchmark named 'nope'" in broken["baseline named"]["message"]
+    assert summary["verdict"] == "error"
+    categories = json.loads((mesh_project.allure_results / "categories.json").read_text())
+    configuration = next(c for c in categories if c["name"] == "configuration error")
+    assert configuration["matchedStatuses"] == ["broken"]
+    statuses = {test["name"]: test for test in mesh_project.allure_tests()}
+    message = statuses["test_baseline_named"]["statusDetails"]["message"]
+    assert re.fullmatch(configuration["messageRegex"], message)
 
 
 def test_executor_comes_from_the_ci_environment(mesh_project: MeshProject) -> None:
