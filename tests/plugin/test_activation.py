@@ -69,7 +69,7 @@ def test_user_tests_run_alongside_the_suites_and_first(pytester: pytest.Pytester
 
 
 #: Suites whose checks have not landed yet: they must skip, never pass.
-PLACEHOLDER_SUITES = ("upgrade", "benchmark")
+PLACEHOLDER_SUITES = ("upgrade",)
 
 
 def test_placeholder_suites_skip_with_a_reason_and_never_pass(pytester: pytest.Pytester) -> None:
