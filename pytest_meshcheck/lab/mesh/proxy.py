@@ -102,6 +102,9 @@ PROXY_PORTS = frozenset(
 )
 #: Envoy's drain on shutdown (``terminationDrainDuration``, 5s by default).
 DEFAULT_DRAIN_SECONDS = 5.0
+#: A drain ends early once no connection has been open for this long: long enough for kube-proxy
+#: and the gateways to have stopped sending new connections to a terminating pod.
+DRAIN_QUIET_SECONDS = 1.0
 CONTROL_PLANE_CONTEXT_KEY = "mesh-control-plane"
 
 
@@ -240,23 +243,23 @@ class ProxyAgent:
             self._threads.append(thread)
 
     def stop(self) -> None:
-        """Envoy's shutdown: stop accepting, let in-flight requests finish (up to the drain time),
-        then close. Under ``upgrade-drops`` open connections are reset instead."""
+        """Envoy's shutdown. Healthy: a graceful drain, as pilot-agent asks of Envoy on SIGTERM:
+        listeners stay open (a load balancer or kube-proxy that has not yet seen the endpoint go
+        still gets served), every response says ``Connection: close`` so clients move on, and the
+        drain ends when nothing has been connected for ``DRAIN_QUIET_SECONDS`` or after the drain
+        time; then the listeners close. Under ``upgrade-drops`` listeners close at once and open
+        connections are reset."""
         self._draining.set()
-        with self._listeners_lock:
-            listeners = list(self._listeners.values())
-            self._listeners.clear()
-        for listener in listeners:
-            listener.close()
-        self.listeners_closed.set()
         if "upgrade-drops" in self.faults.active():
+            self._close_listeners()
             with self._state:
                 doomed = list(self._connections)
             for sock in doomed:
                 reset(sock)
         else:
+            self._drain_gracefully()
+            self._close_listeners()
             with self._state:
-                self._state.wait_for(lambda: self._inflight == 0, timeout=self.drain_seconds)
                 idle = list(self._connections)
             for sock in idle:
                 shutdown_quietly(sock)
@@ -267,6 +270,30 @@ class ProxyAgent:
             if "config" not in thread.name:
                 thread.join(timeout=5.0)
         self.tls.close()
+
+    def _close_listeners(self) -> None:
+        with self._listeners_lock:
+            listeners = list(self._listeners.values())
+            self._listeners.clear()
+        for listener in listeners:
+            listener.close()
+        self.listeners_closed.set()
+
+    def _drain_gracefully(self) -> None:
+        deadline = time.monotonic() + self.drain_seconds
+        quiet_since: float | None = None
+        with self._state:
+            while True:
+                now = time.monotonic()
+                if now >= deadline:
+                    return
+                if self._inflight or self._connections:
+                    quiet_since = None
+                elif quiet_since is None:
+                    quiet_since = now
+                elif now - quiet_since >= DRAIN_QUIET_SECONDS:
+                    return
+                self._state.wait(timeout=0.05)
 
     @property
     def draining(self) -> bool:
@@ -335,6 +362,7 @@ class ProxyAgent:
             finally:
                 with self._state:
                     self._connections.discard(sock)
+                    self._state.notify_all()
                 with contextlib.suppress(OSError):
                     sock.close()
 

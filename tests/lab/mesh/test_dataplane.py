@@ -4,6 +4,7 @@ import json
 import re
 import socket
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 
@@ -306,36 +307,55 @@ def test_gateway_routes_bookinfo_sample(lab: MeshLab) -> None:
 
 
 def test_healthy_shutdown_drains_and_upgrade_drops_resets(lab: MeshLab) -> None:
+    """Healthy: Envoy's graceful drain. The listener stays open while draining (a connection that
+    was on its way is still served, told ``Connection: close``), in-flight requests finish, then the
+    listener closes. Under ``upgrade-drops`` the listener closes at once and connections are reset."""
     for fault in ("", "upgrade-drops"):
         lab.faults.names.clear()
         if fault:
             lab.faults.names.add(fault)
         server = lab.add_pod(f"slow{len(fault)}-a", {"app": f"slow{len(fault)}"})
         server.app.release.clear()
-        outcome: dict[str, object] = {}
+        outcomes: list[dict[str, object]] = [{}, {}]
 
-        def call(server: PodHandle = server, outcome: dict[str, object] = outcome) -> None:
+        def call(outcome: dict[str, object], server: PodHandle = server) -> None:
             try:
-                outcome["status"] = plain_get(server.ip, 8000, "/slow").status
+                response = plain_get(server.ip, 8000, "/slow")
+                outcome["status"] = response.status
+                outcome["connection"] = response.header("connection")
             except OSError as exc:
                 outcome["error"] = exc
 
-        caller = threading.Thread(target=call)
+        caller = threading.Thread(target=call, args=(outcomes[0],))
         caller.start()
         assert server.app.entered.acquire(timeout=10)
         stopper = threading.Thread(target=server.proxy.stop)
         stopper.start()
-        assert server.proxy.listeners_closed.wait(10)
-        if not fault:
-            # the listener is gone before the in-flight request is allowed to finish
+        late = threading.Thread(target=call, args=(outcomes[1],))
+        if fault:
+            assert server.proxy.listeners_closed.wait(10)
             with pytest.raises(ConnectionRefusedError):
                 plain_get(server.ip, 8000)
+        else:
+            deadline = time.monotonic() + 10
+            while not server.proxy.draining and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert server.proxy.draining
+            late.start()
+            # accepted and handed to the app although the proxy is draining
+            assert server.app.entered.acquire(timeout=10)
+            assert not server.proxy.listeners_closed.is_set()
         server.app.release.set()
-        stopper.join(timeout=10)
+        stopper.join(timeout=15)
         caller.join(timeout=10)
         if fault:
-            assert isinstance(outcome.get("error"), ConnectionResetError), outcome
+            assert isinstance(outcomes[0].get("error"), ConnectionResetError), outcomes
         else:
-            assert outcome == {"status": 200}
+            late.join(timeout=10)
+            assert outcomes[0]["status"] == 200 and outcomes[1]["status"] == 200, outcomes
+            assert outcomes[1]["connection"] == "close", outcomes
+            assert server.proxy.listeners_closed.is_set()
+            with pytest.raises(ConnectionRefusedError):
+                plain_get(server.ip, 8000)
         lab.pods.remove(server)
         server.app.close()
