@@ -1,6 +1,10 @@
 """The benchmark in the report: Allure attachments a person can read without this project's
 source, key figures for the terminal table, and the ``benchmark`` section of the summary.
 
+The check's Allure description becomes the results table (or, when comparing, the before/after
+table), so the numbers are the first thing on the check's page rather than one attachment among
+many.
+
 Attachment names start with what they show ("benchmark: before/after table") so they sort
 together in Allure; tables come as text and HTML, figures as PNG, the record itself as JSON.
 """
@@ -17,7 +21,7 @@ from pytest_meshcheck.benchmark.record import BenchmarkRecord
 from pytest_meshcheck.benchmark.table import comparison_html, comparison_text, results_html, results_text
 from pytest_meshcheck.checks.load import figures as load_figures
 from pytest_meshcheck.checks.load import load_series
-from pytest_meshcheck.report import attach_evidence, record_figure
+from pytest_meshcheck.report import attach_evidence, describe_check, record_figure
 from pytest_meshcheck.report.plots import (
     BarGroup,
     BeforeAfter,
@@ -43,6 +47,7 @@ def attach_results(record: BenchmarkRecord) -> None:
     """The record (JSON), its table (text, HTML), mesh-vs-bypass percentiles, key figures."""
     attach_evidence("benchmark: results table", results_text(record), "text")
     attach_evidence("benchmark: results table (HTML)", results_html(record), "html")
+    describe_check(results_html(record))
     attach_evidence("benchmark: results (JSON)", record.to_json(), "json")
     groups = [
         BarGroup(
@@ -73,6 +78,7 @@ def attach_comparison(comparison: Comparison, current: BenchmarkRecord) -> None:
     """The before/after table (text, HTML) and one before/after panel per metric."""
     attach_evidence("benchmark: before/after table", comparison_text(comparison, current), "text")
     attach_evidence("benchmark: before/after table (HTML)", comparison_html(comparison, current), "html")
+    describe_check(comparison_html(comparison, current))
     rows = [
         BeforeAfter(
             title=change.spec.title,

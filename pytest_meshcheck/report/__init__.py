@@ -9,6 +9,7 @@ from __future__ import annotations
 from pytest_meshcheck.report.evidence import (
     EvidenceRecord,
     attach_evidence,
+    describe_check,
     record_benchmark_result,
     record_figure,
     record_load_figures,
@@ -23,6 +24,7 @@ __all__ = [
     "EvidenceRecord",
     "attach_evidence",
     "configure_reports",
+    "describe_check",
     "record_benchmark_result",
     "record_figure",
     "record_load_figures",

@@ -265,3 +265,14 @@ def reports_dir() -> Path | None:
     """The run's reports directory as the report layer resolved it (None outside a gate run), for
     output that must sit beside the reports, such as saved benchmark baselines."""
     return RECORDER.reports_dir
+
+
+def describe_check(html: str) -> None:
+    """Replace the running check's Allure description (its docstring by default) with ``html``,
+    the first thing a reader sees on the check's page: for a check whose result is a table of
+    numbers, the table itself. Redacted first; a no-op when Allure is not writing results."""
+    if not (RECORDER.allure_active and RECORDER.in_test):
+        return
+    import allure
+
+    allure.dynamic.description_html(redact(html))  # type: ignore[no-untyped-call]

@@ -214,7 +214,7 @@ BENCHMARK_CHECK = '''
 import pytest
 
 from pytest_meshcheck.errors import ConfigError
-from pytest_meshcheck.report import record_benchmark_result, reports_dir
+from pytest_meshcheck.report import describe_check, record_benchmark_result, reports_dir
 
 pytestmark = pytest.mark.meshcheck_benchmark
 
@@ -226,6 +226,7 @@ def test_benchmark(meshcheck_cluster):
         "saved_as": "base",
         "comparison": None,
     })
+    describe_check("<table><tr><td>gateway p50 latency</td><td>41.5 ms</td></tr></table>")
 
 
 def test_baseline_named(meshcheck_cluster):
@@ -254,6 +255,10 @@ def test_the_benchmark_section_reaches_the_summary_and_a_config_error_is_broken(
     statuses = {test["name"]: test for test in mesh_project.allure_tests()}
     message = statuses["test_baseline_named"]["statusDetails"]["message"]
     assert re.fullmatch(configuration["messageRegex"], message)
+    # The check's numbers are its Allure description, the first thing on its page.
+    assert statuses["test_benchmark"]["descriptionHtml"] == (
+        "<table><tr><td>gateway p50 latency</td><td>41.5 ms</td></tr></table>"
+    )
 
 
 def test_executor_comes_from_the_ci_environment(mesh_project: MeshProject) -> None:
