@@ -1,11 +1,12 @@
 """Benchmark suite: what the mesh costs and how fast it reacts, saved and compared between runs.
 
 One check measures, with a fixed load shape (``--meshcheck-load-users``/``--meshcheck-load-rps``,
-``--meshcheck-benchmark-duration`` after a discarded ``--meshcheck-benchmark-warmup``):
-throughput and p50/p90/p99 latency of /productpage through the ingress gateway and, as the
-reference, on a copy of Bookinfo outside the mesh, giving the latency the mesh adds; observability
-lag (a new client's first request until Prometheus has its series and Kiali its edge); and
-control-plane convergence (a VirtualService applied until traffic follows it).
+``--meshcheck-benchmark-duration`` after a discarded ``--meshcheck-benchmark-warmup``; from this
+machine or, with ``--meshcheck-load-in-cluster``, from Locust Jobs in the cluster): throughput
+and p50/p90/p99 latency of /productpage through the ingress gateway and, as the reference, on a
+copy of Bookinfo outside the mesh, giving the latency the mesh adds; observability lag (a new
+client's first request until Prometheus has its series and Kiali its edge); and control-plane
+convergence (a VirtualService applied until traffic follows it).
 
 ``--meshcheck-benchmark-save NAME`` stores the results under the reports dir;
 ``--meshcheck-benchmark-compare NAME`` fails on metrics worse than that baseline by more than
@@ -25,11 +26,16 @@ import pytest
 
 from pytest_meshcheck.benchmark import store
 from pytest_meshcheck.benchmark.assemble import build_record, environment
-from pytest_meshcheck.benchmark.bypass import NAMESPACE_PREFIX, install_bypass
+from pytest_meshcheck.benchmark.bypass import NAMESPACE_PREFIX, in_cluster_url, install_bypass
 from pytest_meshcheck.benchmark.compare import BenchmarkComparisonWarning, Comparison, compare
 from pytest_meshcheck.benchmark.convergence import measure_convergence
 from pytest_meshcheck.benchmark.lag import install_client, measure_lag
-from pytest_meshcheck.benchmark.load_shapes import measure_target, shape_from_settings
+from pytest_meshcheck.benchmark.load_shapes import (
+    describe_generator,
+    generator_for,
+    measure_target,
+    shape_from_settings,
+)
 from pytest_meshcheck.benchmark.record import BenchmarkRecord
 from pytest_meshcheck.benchmark.reporting import (
     attach_comparison,
@@ -44,6 +50,7 @@ from pytest_meshcheck.install.addons import scrape_interval
 from pytest_meshcheck.install.bookinfo import AppInstall
 from pytest_meshcheck.install.istio import MeshInstall
 from pytest_meshcheck.kube.client import Kube
+from pytest_meshcheck.load.start import gateway_service_url
 from pytest_meshcheck.providers.base import ClusterHandle
 from pytest_meshcheck.report import attach_evidence, record_benchmark_result, reports_dir
 from pytest_meshcheck.settings import Settings, parse_duration
@@ -78,6 +85,7 @@ def benchmark_environment(
         istio_version=meshcheck_mesh.version,
         istio_revision=meshcheck_mesh.revision,
         lab_faults=meshcheck_settings.lab_faults,
+        load_generator=describe_generator(meshcheck_settings),
     )
 
 
@@ -120,9 +128,19 @@ def test_mesh_benchmark(  # noqa: PLR0917 (fixtures: pytest passes them by name)
 
     bypass_namespace = meshcheck_namespace(NAMESPACE_PREFIX, labels={"istio-injection": "disabled"})
     bypass_url = install_bypass(kube, settings, bypass_namespace)
-    gateway = measure_target(settings, meshcheck_gateway_url, label="gateway")
+    gateway = measure_target(
+        settings,
+        meshcheck_gateway_url,
+        label="gateway",
+        generator=generator_for(settings, kube, gateway_service_url(kube)),
+    )
     attach_target(gateway)
-    bypass = measure_target(settings, bypass_url, label="bypass")
+    bypass = measure_target(
+        settings,
+        bypass_url,
+        label="bypass",
+        generator=generator_for(settings, kube, in_cluster_url(bypass_namespace)),
+    )
     attach_target(bypass)
 
     record = build_record(

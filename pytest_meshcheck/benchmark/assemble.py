@@ -36,6 +36,7 @@ def environment(
     istio_version: str,
     istio_revision: str,
     lab_faults: tuple[str, ...],
+    load_generator: str,
 ) -> dict[str, str]:
     """What a baseline depends on besides the mesh; keys ``compare`` warns about when they differ."""
     return {
@@ -50,7 +51,7 @@ def environment(
         "python": platform.python_version(),
         "locust": _package_version("locust"),
         "pytest_meshcheck": _package_version("pytest-meshcheck"),
-        "load_generator": "Locust on the machine running pytest",
+        "load_generator": load_generator,
     }
 
 

@@ -26,6 +26,11 @@ SERVICE_NAME = "productpage-bypass"
 PRODUCTPAGE_PORT = 9080
 
 
+def in_cluster_url(namespace: str) -> str:
+    """The bypass productpage as pods reach it (for load generated in the cluster)."""
+    return f"http://{SERVICE_NAME}.{namespace}.svc.cluster.local:{PRODUCTPAGE_PORT}"
+
+
 def load_balancer_service() -> dict[str, Any]:
     """A LoadBalancer Service in front of the bypass copy's productpage pods."""
     return {

@@ -40,6 +40,7 @@ COMPARED_ENVIRONMENT = (
     "istio_revision",
     "host_cores",
     "lab_faults",
+    "load_generator",
 )
 _SHAPE_FIELDS = ("mode", "users", "workers", "target_rps", "duration_s", "warmup_s", "request")
 

@@ -5,6 +5,9 @@ users ramp up at ``--meshcheck-load-spawn-rate``), then a separate measured run 
 its users at once, so no ramp is averaged into the figures. Both use the shipped ``http_get.py``
 locustfile on ``/productpage`` only, so the mesh and the bypass serve exactly the same request.
 
+The load comes from this machine, or with ``--meshcheck-load-in-cluster`` from Locust Jobs in the
+cluster aimed at each target's Service (the gateway's, the bypass copy's), as the load suite does.
+
 Locust is closed-loop unless ``--meshcheck-load-rps`` is set: its throughput then depends on the
 latency it measures, and the record says which mode ran. A generating process near 100% of a
 core is reported as saturated: its figures are the generator's limit, not the mesh's.
@@ -17,13 +20,16 @@ from dataclasses import dataclass, replace
 from pytest_meshcheck.benchmark.metrics import MetricValue, locust_resolution_ms
 from pytest_meshcheck.benchmark.record import GeneratorNote, LoadShape
 from pytest_meshcheck.errors import CheckFailed
+from pytest_meshcheck.install.images import rewrite_image
+from pytest_meshcheck.kube.client import Kube
 from pytest_meshcheck.load import LoadResult, LoadRun, LoadSpec, spec_from_settings
+from pytest_meshcheck.load.incluster import InClusterLoadRun
+from pytest_meshcheck.load.manifests import locust_image
 from pytest_meshcheck.load.spec import ENV_URLS, shipped_locustfile
+from pytest_meshcheck.load.start import locust_version
 from pytest_meshcheck.settings import Settings
 
 BENCHMARK_PATH = "/productpage"
-#: Beyond a run's own duration, how long it may take to start and stop before the wait gives up.
-RUN_ALLOWANCE_S = 120.0
 
 
 def shape_from_settings(settings: Settings) -> LoadShape:
@@ -51,10 +57,41 @@ def _spec(settings: Settings, url: str, run_name: str, *, duration_s: float, hos
     return replace(spec, locustfile=shipped_locustfile("http_get.py").resolve())
 
 
-def _run(spec: LoadSpec) -> LoadResult:
-    with LoadRun(spec) as run:
-        run.wait(timeout=spec.duration_s + RUN_ALLOWANCE_S)
-    return run.result()
+@dataclass(frozen=True, kw_only=True)
+class Generator:
+    """Where the load comes from: this machine (no ``in_cluster_kube``), or Locust Jobs in the
+    cluster (``--meshcheck-load-in-cluster``) aimed at ``in_cluster_url``, the target's Service as
+    pods reach it, so both targets are measured from the same place either way."""
+
+    in_cluster_kube: Kube | None = None
+    in_cluster_url: str = ""
+    image: str = ""
+
+    def run(self, spec: LoadSpec) -> LoadResult:
+        handle: LoadRun | InClusterLoadRun
+        if self.in_cluster_kube is None:
+            handle = LoadRun(spec)
+        else:
+            handle = InClusterLoadRun(
+                spec, kube=self.in_cluster_kube, image=self.image, target_url=self.in_cluster_url
+            )
+        with handle:
+            handle.wait(timeout=handle.default_timeout())
+        return handle.result()
+
+
+def generator_for(settings: Settings, kube: Kube, in_cluster_url: str) -> Generator:
+    """The generator the options ask for (``in_cluster_url`` is used only in the cluster)."""
+    if not settings.load_in_cluster:
+        return Generator()
+    image = rewrite_image(locust_image(locust_version()), settings.image_registry)
+    return Generator(in_cluster_kube=kube, in_cluster_url=in_cluster_url, image=image)
+
+
+def describe_generator(settings: Settings) -> str:
+    if settings.load_in_cluster:
+        return "Locust as Jobs in the cluster (--meshcheck-load-in-cluster)"
+    return "Locust on the machine running pytest"
 
 
 def _latency(value_ms: float) -> MetricValue:
@@ -87,9 +124,17 @@ class TargetMeasurement:
         )
 
 
-def measure_target(settings: Settings, url: str, *, label: str, host_header: str = "") -> TargetMeasurement:
+def measure_target(
+    settings: Settings,
+    url: str,
+    *,
+    label: str,
+    host_header: str = "",
+    generator: Generator | None = None,
+) -> TargetMeasurement:
     """Warm ``url`` up, then measure it; ``CheckFailed`` when the measured run's errors exceed
     ``--meshcheck-max-error-rate`` (fast failures would pass for good latency)."""
+    source = generator or Generator()
     warmup = _spec(
         settings,
         url,
@@ -97,7 +142,7 @@ def measure_target(settings: Settings, url: str, *, label: str, host_header: str
         duration_s=settings.benchmark_warmup,
         host_header=host_header,
     )
-    _run(warmup)
+    source.run(warmup)
     measured = replace(
         _spec(
             settings,
@@ -108,7 +153,7 @@ def measure_target(settings: Settings, url: str, *, label: str, host_header: str
         ),
         spawn_rate=float(settings.load_users),
     )
-    result = _run(measured)
+    result = source.run(measured)
     if result.requests == 0:
         raise CheckFailed(
             f"benchmark {label}: no request to {url}{BENCHMARK_PATH} completed in {result.measured_s:.0f}s"
