@@ -255,6 +255,9 @@ class HttpServer:
         self._listener: socket.socket | None = None
         self._accept_thread: threading.Thread | None = None
         self._wake_r, self._wake_w = socket.socketpair()
+        self._draining = threading.Event()
+        self._activity = threading.Condition(self._lock)
+        self._last_request_at = time.monotonic()
 
     def start(self) -> None:
         """Bind and listen now (so a port clash fails here, loudly), then accept on a thread."""
@@ -274,6 +277,22 @@ class HttpServer:
             target=self._accept_loop, name=f"{self._name}-accept-{self.ip}:{self.port}", daemon=True
         )
         self._accept_thread.start()
+
+    def drain(self, *, quiet_s: float, timeout: float) -> None:
+        """The first half of a graceful shutdown, as a service that handles SIGTERM well: keep
+        accepting (clients may not know yet that this endpoint is going), answer with
+        ``Connection: close``, and return once no request is being served and none has arrived
+        for ``quiet_s``, or after ``timeout``. ``stop`` does the rest."""
+        self._draining.set()
+        deadline = time.monotonic() + timeout
+        with self._activity:
+            while True:
+                now = time.monotonic()
+                quiet_for = now - self._last_request_at
+                if now >= deadline or (not self._busy and quiet_for >= quiet_s):
+                    return
+                wait = deadline - now if self._busy else min(deadline - now, quiet_s - quiet_for)
+                self._activity.wait(timeout=max(wait, 0.01))
 
     def stop(self) -> None:
         """Close the listener and every connection, then join all threads."""
@@ -371,16 +390,20 @@ class HttpServer:
             server_port=server_port,
             cancelled=self._stopping,
         )
-        with self._lock:
+        with self._activity:
             self._busy.add(conn)
+            self._last_request_at = time.monotonic()
         try:
             response = self._handler(request)
         except Exception as error:  # a handler bug must answer 500, not kill the connection thread
             response = Response(status=500, body=f"internal error: {type(error).__name__}\n".encode())
         finally:
-            with self._lock:
+            with self._activity:
                 self._busy.discard(conn)
-        keep_alive = wants_keep_alive(version, headers) and not self._stopping.is_set()
+                self._activity.notify_all()
+        keep_alive = (
+            wants_keep_alive(version, headers) and not self._stopping.is_set() and not self._draining.is_set()
+        )
         if self._access_log is not None:  # logged before sending, so a client that has its answer sees it
             self._access_log(request, response)
         conn.sendall(encode_response(response, head_only=method == "HEAD", keep_alive=keep_alive))

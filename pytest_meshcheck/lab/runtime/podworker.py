@@ -664,8 +664,19 @@ class PodWorker:
             or self.pod.get("spec", {}).get("terminationGracePeriodSeconds")
             or 30
         )
-        order = self.apps + list(reversed([slot for slot in self.inits if slot.kind == "sidecar"]))
-        for slot in order:
+        # As the kubelet does: every regular container is told to stop at once (each drains in
+        # its own time), and native sidecars only after them, last started first.
+        sidecars = list(reversed([slot for slot in self.inits if slot.kind == "sidecar"]))
+        self._stop_together(self.apps, grace=min(grace, 10.0), announce=announce)
+        for slot in sidecars:
+            self._stop_together([slot], grace=min(grace, 10.0), announce=announce)
+        if announce and not self._removed.is_set():
+            with contextlib.suppress(StoreError):
+                self._write_status()
+
+    def _stop_together(self, slots: list[ContainerSlot], *, grace: float, announce: bool) -> None:
+        stoppers = []
+        for slot in slots:
             instance = slot.current
             if instance is None:
                 continue
@@ -674,11 +685,14 @@ class PodWorker:
                     self.pod, "Killing", f"Stopping container {slot.name}", field_path=self._field_path(slot)
                 )
             slot.state = slot.terminated(exit_code=0, reason="Completed", started=instance.started_epoch)
-            self._stop_instance(slot, instance, grace=min(grace, 10.0))
+            stopper = threading.Thread(
+                target=self._stop_instance, args=(slot, instance), kwargs={"grace": grace}, daemon=True
+            )
+            stopper.start()
+            stoppers.append((slot, stopper))
+        for slot, stopper in stoppers:
+            stopper.join()
             slot.ready = False
-        if announce and not self._removed.is_set():
-            with contextlib.suppress(StoreError):
-                self._write_status()
 
     def _delete_object(self) -> None:
         """The kubelet's final delete of a terminated pod (grace period 0)."""

@@ -15,6 +15,12 @@ from pytest_meshcheck.lab.contract import WorkloadContext
 from pytest_meshcheck.lab.httpserve import HttpServer, Request, Response, common_log_line
 from pytest_meshcheck.lab.workloads.outbound import OutboundClient
 
+#: A stopping workload keeps serving until no request has come for this long (its peers have
+#: stopped sending to it) ...
+DRAIN_QUIET_SECONDS = 1.0
+#: ... or for at most this long (within the pod's termination grace period).
+DRAIN_TIMEOUT_SECONDS = 5.0
+
 #: Headers the Bookinfo services copy from an incoming request to the calls it causes, so traces
 #: join up and header-based routing (``end-user``) works; the union of the upstream apps' lists.
 TRACE_HEADERS: tuple[str, ...] = (
@@ -106,6 +112,11 @@ class HttpWorkload:
         self.ctx.log.write(f"{self.server_name} listening on {self.ctx.bind_ip}:{ports}")
 
     def stop(self) -> None:
+        """Shut down like a service with a SIGTERM handler: drain first (serve what still arrives
+        while peers learn the endpoint is gone, finish in-flight requests and their calls), then
+        cut what is left and close."""
+        for server in self._servers:
+            server.drain(quiet_s=DRAIN_QUIET_SECONDS, timeout=DRAIN_TIMEOUT_SECONDS)
         self.client.abort_all()
         for server in self._servers:
             server.stop()
