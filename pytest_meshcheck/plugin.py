@@ -116,6 +116,23 @@ def _validate_lab_faults(settings: Settings) -> None:
         raise _usage_error(f"{opt}: unknown fault(s) {', '.join(unknown)}; accepted: {', '.join(known)}")
 
 
+def _validate_upgrade_under_xdist(config: pytest.Config, settings: Settings) -> None:
+    """The upgrade changes the mesh every other suite looks at; serially it runs after them (see
+    ``pytest_collection_modifyitems``), but pytest-xdist would run it beside them."""
+    if not settings.upgrade_to or "upgrade" not in settings.suites or len(settings.suites) == 1:
+        return
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return
+    if getattr(config.option, "dist", "no") == "no":
+        return
+    others = ", ".join(s for s in settings.suites if s != "upgrade")
+    raise _usage_error(
+        "--meshcheck-upgrade-to with pytest-xdist: the upgrade would change the mesh while "
+        f"{others} run beside it on other workers; run the upgrade gate on its own "
+        "(--meshcheck-suites=upgrade), or the suites without -n"
+    )
+
+
 def _cli_given(config: pytest.Config) -> set[str]:
     return {opt.cli for opt in OPTIONS if config.getoption(_dest(opt.field)) is not None}
 
@@ -146,6 +163,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not settings.enabled:
         return
     _validate_lab_faults(settings)
+    _validate_upgrade_under_xdist(config, settings)
     session = MeshcheckSession(config, settings)
     config.pluginmanager.register(session, SESSION_PLUGIN_NAME)
     from pytest_meshcheck.report.setup import configure_reports
@@ -190,7 +208,8 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Run the shipped suites in their canonical order (injection first, upgrade and benchmark
     last) after the user's own tests; the order within each file is kept."""
-    if config.pluginmanager.get_plugin(SESSION_PLUGIN_NAME) is None:
+    session = config.pluginmanager.get_plugin(SESSION_PLUGIN_NAME)
+    if session is None:
         return
     shipped = suites_dir()
     rank = {f"test_{suite}.py": index for index, suite in enumerate(SUITES)}
@@ -202,3 +221,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return (0, 0)
 
     items.sort(key=key)
+    if not session.settings.upgrade_to:
+        # Skip before any fixture runs: without a target there is nothing to provision for.
+        skip = pytest.mark.skip(
+            reason="no --meshcheck-upgrade-to: the upgrade gate has nothing to upgrade to"
+        )
+        for item in items:
+            if item.path.parent == shipped and item.path.name == "test_upgrade.py":
+                item.add_marker(skip)

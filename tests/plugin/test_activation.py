@@ -68,14 +68,25 @@ def test_user_tests_run_alongside_the_suites_and_first(pytester: pytest.Pytester
     assert files == {f"test_{s}.py" for s in SUITES}
 
 
-#: Suites whose checks have not landed yet: they must skip, never pass.
-PLACEHOLDER_SUITES = ("upgrade",)
+def test_the_upgrade_suite_skips_without_a_target_and_provisions_nothing(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = pytester.path / "home"
+    monkeypatch.setenv("MESHCHECK_HOME", str(home))
+    result = pytester.runpytest("--meshcheck", "--meshcheck-suites=upgrade", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*no --meshcheck-upgrade-to*"])
+    assert not (home / "labs").exists(), "no lab was started for a suite that skips"
 
 
-def test_placeholder_suites_skip_with_a_reason_and_never_pass(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest("--meshcheck", f"--meshcheck-suites={','.join(PLACEHOLDER_SUITES)}", "-rs")
-    result.assert_outcomes(skipped=len(PLACEHOLDER_SUITES))
-    result.stdout.fnmatch_lines(["*not implemented yet*nothing was verified*"])
+def test_the_upgrade_does_not_run_beside_other_suites_under_xdist(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest(
+        "--meshcheck", "--meshcheck-upgrade-to=1.27.1", "--meshcheck-suites=gateway,upgrade", "-n", "2"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--meshcheck-upgrade-to with pytest-xdist*gateway*--meshcheck-suites=upgrade*"]
+    )
 
 
 def test_markers_are_registered_and_strict_clean(pytester: pytest.Pytester) -> None:

@@ -7,13 +7,8 @@ Kiali, Bookinfo and Locust), judged from the JSON verdict the run writes.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import pytest
-
-CONFORMANCE_SUITES = ("injection", "mtls", "gateway", "graph", "versions", "load")
+from gate_runs import CONFORMANCE_SUITES, run_gate, suite_verdicts
 
 #: fault -> the suite that must fail because of it.
 FAULT_SUITE = {
@@ -37,29 +32,9 @@ CONSEQUENCES = {
     "plaintext-hop": {"graph"},
 }
 
-RUN_OPTIONS = (
-    f"--meshcheck-suites={','.join(CONFORMANCE_SUITES)}",
-    "--meshcheck-load-duration=10s",
-    "-p",
-    "no:cacheprovider",
-)
-
 #: A fault makes checks wait for what never comes (a route, telemetry, an edge) until their
 #: patience, which --meshcheck-timeout bounds; 45 s is ample on the lab and keeps a fault run short.
 FAULT_RUN_TIMEOUT = "45s"
-
-
-def run_gate(pytester: pytest.Pytester, *extra: str, timeout: str = "120s") -> tuple[int, dict[str, Any]]:
-    result = pytester.runpytest_subprocess(
-        "--meshcheck", *RUN_OPTIONS, f"--meshcheck-timeout={timeout}", *extra, timeout=1200
-    )
-    summary_path = Path(pytester.path) / "reports" / "meshcheck-summary.json"
-    assert summary_path.exists(), result.stdout.str()[-3000:]
-    return int(result.ret), json.loads(summary_path.read_text())
-
-
-def suite_verdicts(summary: dict[str, Any]) -> dict[str, str]:
-    return {name: data["verdict"] for name, data in summary["suites"].items()}
 
 
 def test_a_healthy_lab_passes_every_check(pytester: pytest.Pytester) -> None:
