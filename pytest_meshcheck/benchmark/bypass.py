@@ -16,9 +16,8 @@ from typing import Any
 from pytest_meshcheck.errors import EnvironmentProblem
 from pytest_meshcheck.install.bookinfo import bookinfo_manifest, install_app
 from pytest_meshcheck.kube.apply import apply_documents
-from pytest_meshcheck.kube.client import Kube, translated
+from pytest_meshcheck.kube.client import Kube
 from pytest_meshcheck.kube.services import reach_service
-from pytest_meshcheck.kube.wait import Progress, wait_until
 from pytest_meshcheck.settings import Settings
 
 NAMESPACE_PREFIX = "meshcheck-bench-bypass"
@@ -45,27 +44,10 @@ def load_balancer_service() -> dict[str, Any]:
     }
 
 
-def _wait_for_service_status(kube: Kube, namespace: str, *, timeout: float) -> None:
-    """Wait until the Service controller has written the new Service's status (``reach_service``
-    reads ``status.loadBalancer`` and expects the object to be there; it is, once observed)."""
-
-    def observed() -> Progress:
-        with translated(f"reading service {namespace}/{SERVICE_NAME}"):
-            service = kube.core.read_namespaced_service(SERVICE_NAME, namespace)
-        if service.status is None:
-            return Progress(False, "no status yet")
-        return Progress(True, "status written")
-
-    wait_until(
-        observed, what=f"service {namespace}/{SERVICE_NAME} to get a status", timeout=timeout, interval=0.5
-    )
-
-
 def install_bypass(kube: Kube, settings: Settings, namespace: str) -> str:
     """Install the copy in ``namespace`` (no injection), expose it, and return its base URL."""
     install_app(kube, settings, namespace=namespace, manifests=[bookinfo_manifest(settings)], injected=False)
     apply_documents(kube, [load_balancer_service()], namespace=namespace, timeout=settings.timeout)
-    _wait_for_service_status(kube, namespace, timeout=settings.timeout)
     address = reach_service(kube, namespace, SERVICE_NAME, "http", lb_timeout=settings.timeout)
     if address.via == "apiserver":
         raise EnvironmentProblem(

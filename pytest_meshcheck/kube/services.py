@@ -85,7 +85,9 @@ def reach_service(
 
         def load_balancer_answers() -> Progress:
             current = kube.core.read_namespaced_service(name, namespace)
-            ingress = (current.status.load_balancer.ingress or []) if current.status.load_balancer else []
+            # a Service the controllers have not seen yet has no status at all
+            balancer = current.status.load_balancer if current.status is not None else None
+            ingress = (balancer.ingress or []) if balancer is not None else []
             if not ingress:
                 return Progress(False, "no load balancer address assigned yet")
             host = ingress[0].hostname or ingress[0].ip

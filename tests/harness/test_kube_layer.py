@@ -152,3 +152,32 @@ def test_invalid_manifest_is_an_install_error(kube: Kube) -> None:
         apply_manifest(kube, "kind: [unclosed", namespace="default")
     with pytest.raises(InstallError, match="not a Kubernetes object"):
         apply_manifest(kube, "just: a mapping\n", namespace="default")
+
+
+def test_reach_service_waits_for_a_service_the_controllers_have_not_seen_yet() -> None:
+    """A Service read before any controller wrote its status (``status`` absent) is "no address
+    yet", not an AttributeError; the load balancer's address is used once it answers."""
+    import socket
+    from types import SimpleNamespace
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    spec = SimpleNamespace(
+        type="LoadBalancer", ports=[SimpleNamespace(name="http", port=port, node_port=None, target_port=port)]
+    )
+    answered = SimpleNamespace(
+        load_balancer=SimpleNamespace(ingress=[SimpleNamespace(ip="127.0.0.1", hostname=None)])
+    )
+    reads = iter([None, None, answered])
+
+    def read_namespaced_service(name: str, namespace: str) -> SimpleNamespace:
+        return SimpleNamespace(spec=spec, status=next(reads, answered))
+
+    fake = SimpleNamespace(core=SimpleNamespace(read_namespaced_service=read_namespaced_service))
+    try:
+        address = reach_service(fake, "demo", "web", "http", lb_timeout=30)  # type: ignore[arg-type]
+    finally:
+        listener.close()
+    assert (address.via, address.url) == ("loadbalancer", f"http://127.0.0.1:{port}")
