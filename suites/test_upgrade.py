@@ -30,6 +30,7 @@ from pytest_meshcheck.install.addons import scrape_interval
 from pytest_meshcheck.install.bookinfo import AppInstall
 from pytest_meshcheck.install.istio import MeshInstall
 from pytest_meshcheck.install.layers import LayerContext
+from pytest_meshcheck.install.plan import control_plane_for
 from pytest_meshcheck.kube.client import Kube
 from pytest_meshcheck.load import LoadRun, spec_from_settings
 from pytest_meshcheck.providers.base import ClusterHandle
@@ -42,7 +43,6 @@ from pytest_meshcheck.upgrade.gate import UpgradeSteps
 from pytest_meshcheck.upgrade.phases import PhaseLog, failures_by_second, traffic_by_phase
 from pytest_meshcheck.upgrade.plan import UpgradePlan, plan_upgrade
 from pytest_meshcheck.upgrade.precheck import run_precheck
-from pytest_meshcheck.upgrade.teardown import control_plane_for
 
 pytestmark = pytest.mark.meshcheck_upgrade
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pytest_meshcheck.install.addons import addon_pins, install_addons, uninstall_addons
@@ -18,6 +19,7 @@ from pytest_meshcheck.install.bookinfo import (
 )
 from pytest_meshcheck.install.istio import IstioInstaller, MeshInstall
 from pytest_meshcheck.install.layers import Layer, LayerContext
+from pytest_meshcheck.install.revisions import ControlPlane
 from pytest_meshcheck.resources import home_dir
 
 
@@ -65,8 +67,6 @@ def uninstall_mesh(context: LayerContext, result: Mapping[str, Any]) -> None:
     if result.get("upgraded_from"):
         # The upgrade suite changed the mesh: remove its leftovers (a tag, the old revision if it
         # was not removed), then the installation as it is now, with the settings it was made with.
-        from pytest_meshcheck.upgrade.teardown import remove_upgrade_leftovers
-
         remove_upgrade_leftovers(context, result)
         context = dataclasses.replace(
             context,
@@ -80,6 +80,48 @@ def uninstall_mesh(context: LayerContext, result: Mapping[str, Any]) -> None:
     installer.installed = mesh_from(result)
     installer.mark_installed_by_run()
     installer.uninstall()
+
+
+def istioctl_getter(context: LayerContext) -> Any:
+    """``version -> istioctl path``: the run's own binary for the version it was given for, a
+    downloaded, checksum-verified release for any other (an upgrade's target)."""
+    from pytest_meshcheck.install.istioctl import resolve_istioctl
+
+    settings = context.settings
+
+    def get(version: str) -> Path:
+        explicit = settings.istioctl if version == settings.istio_version else None
+        return resolve_istioctl(
+            version,
+            explicit=explicit,
+            base_url=settings.istio_download_url,
+            cache_dir=home_dir() / "istioctl",
+        )
+
+    return get
+
+
+def control_plane_for(context: LayerContext) -> ControlPlane:
+    """Revision-level control of the run's mesh, for the upgrade gate and for teardown."""
+    return ControlPlane(
+        context.kube,
+        context.settings,
+        kubeconfig=context.handle.kubeconfig,
+        context=context.handle.context,
+        istioctl_for=istioctl_getter(context),
+        progress=context.progress,
+    )
+
+
+def remove_upgrade_leftovers(context: LayerContext, record: Mapping[str, Any]) -> None:
+    """What an upgrade added beside the installation now recorded: a revision tag, and the old
+    revision when the upgrade stopped before removing it."""
+    control_plane = control_plane_for(context)
+    tag = str(record.get("revision_tag") or "")
+    if tag:
+        control_plane.remove_tag(tag)
+    for other in record.get("also_installed") or []:
+        control_plane.remove_control_plane(str(other["version"]), str(other.get("revision", "")))
 
 
 def mesh_from(result: Mapping[str, Any]) -> MeshInstall:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_meshcheck.upgrade.control_plane import ControlPlane
+from pytest_meshcheck.install.revisions import ControlPlane
 from pytest_meshcheck.upgrade.phases import PhaseLog
 from pytest_meshcheck.upgrade.plan import UpgradePlan
 from pytest_meshcheck.upgrade.workloads import move_namespace, namespaces_on, restart_deployments

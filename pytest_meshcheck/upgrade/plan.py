@@ -6,21 +6,16 @@ as in ``istiod-1-27-1``), so a cluster upgraded by the gate looks like one upgra
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from pytest_meshcheck.install.istio import MeshInstall, istiod_name
+from pytest_meshcheck.install.revisions import revision_label
 from pytest_meshcheck.settings import Settings
 
 
 def revision_for(version: str) -> str:
     """The revision name Istio's docs use for a version: ``1-27-1`` for ``1.27.1``."""
     return version.replace(".", "-")
-
-
-def revision_label(revision: str) -> str:
-    """How a revision is written in ``istio.io/rev`` labels ("default" for the unrevisioned one)."""
-    return revision or "default"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,9 +76,3 @@ def plan_upgrade(settings: Settings, installed: MeshInstall) -> UpgradePlan:
         tag=settings.revision_tag if canary else "",
         error_budget=settings.upgrade_error_budget,
     )
-
-
-def settings_for(settings: Settings, *, version: str, revision: str) -> Settings:
-    """The run's settings as they would be for installing ``version`` as ``revision``: what the
-    installers and manifest renderers take, so the upgrade reuses them instead of a second copy."""
-    return dataclasses.replace(settings, istio_version=version, istio_revision=revision)

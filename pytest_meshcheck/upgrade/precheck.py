@@ -14,9 +14,9 @@ from typing import Any
 
 from pytest_meshcheck.checks.versions import meshed_pods, version_tuple
 from pytest_meshcheck.install.istio import ISTIO_NAMESPACE, image_tag
+from pytest_meshcheck.install.revisions import injector_webhook_name
 from pytest_meshcheck.kube.client import Kube, is_not_found, translated
 from pytest_meshcheck.settings import Settings
-from pytest_meshcheck.upgrade.control_plane import injector_webhook_name
 from pytest_meshcheck.upgrade.plan import UpgradePlan
 
 #: Istio's supported upgrade distance in minor versions, per strategy.

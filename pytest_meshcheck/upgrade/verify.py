@@ -20,9 +20,9 @@ from pytest_meshcheck.checks.probe import Probe
 from pytest_meshcheck.checks.versions import await_connected_proxies, meshed_pods, proxy_id
 from pytest_meshcheck.install.bookinfo import delete_namespace, ensure_namespace
 from pytest_meshcheck.install.istio import GATEWAY_NAME, ISTIO_NAMESPACE, image_tag
+from pytest_meshcheck.install.revisions import REVISION_LABEL, TAG_LABEL, revision_label
 from pytest_meshcheck.kube.client import Kube, translated
-from pytest_meshcheck.upgrade.control_plane import REVISION_LABEL, TAG_LABEL
-from pytest_meshcheck.upgrade.plan import UpgradePlan, revision_label
+from pytest_meshcheck.upgrade.plan import UpgradePlan
 
 BOOKINFO_TITLE = "Simple Bookstore App"
 

@@ -14,10 +14,11 @@ from typing import Any
 
 from pytest_meshcheck.install.bookinfo import ensure_namespace
 from pytest_meshcheck.install.istio import ISTIO_NAMESPACE
+from pytest_meshcheck.install.revisions import revision_label
 from pytest_meshcheck.kube.client import Kube, translated, with_retries
 from pytest_meshcheck.kube.diagnostics import collect
 from pytest_meshcheck.kube.wait import Progress, wait_for_rollout, wait_until
-from pytest_meshcheck.upgrade.plan import UpgradePlan, revision_label
+from pytest_meshcheck.upgrade.plan import UpgradePlan
 
 ProgressReporter = Callable[[str, float], None]
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"

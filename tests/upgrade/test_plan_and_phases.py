@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import pytest
 
 from pytest_meshcheck.install.istio import MeshInstall, istio_manifest_text
+from pytest_meshcheck.install.revisions import settings_for, split_bundle
 from pytest_meshcheck.kube.apply import load_documents
 from pytest_meshcheck.settings import default_settings
-from pytest_meshcheck.upgrade.control_plane import split_bundle
 from pytest_meshcheck.upgrade.phases import BETWEEN, PhaseLog, failures_by_second, traffic_by_phase
-from pytest_meshcheck.upgrade.plan import plan_upgrade, revision_for, settings_for
+from pytest_meshcheck.upgrade.plan import plan_upgrade, revision_for
 from pytest_meshcheck.upgrade.precheck import method_problems, version_problems
 from pytest_meshcheck.upgrade.workloads import selects_revision
 

@@ -1,8 +1,9 @@
-"""Changing the control plane during an upgrade: a new revision beside the old one, the gateway,
-revision tags, and removing the old revision.
+"""One control-plane revision at a time: installing a revision beside another (or over itself),
+the gateway, revision tags, and removing one revision. The upgrade gate drives these steps, and
+the mesh layer's teardown uses them to remove what an upgrade left.
 
 The installers of ``install/istio.py`` do the work with the run's settings re-aimed at another
-version and revision (``plan.settings_for``), so the three install methods behave as they do for a
+version and revision (``settings_for``), so the three install methods behave as they do for a
 fresh install. For the manifest method the bundle is split by what each object belongs to (the
 labels Istio's own manifests carry): the shared parts (namespace, CRDs), one revision's control
 plane (everything labelled ``istio.io/rev``) and the ingress gateway (``app: istio-ingressgateway``),
@@ -11,6 +12,7 @@ because an upgrade changes them at different steps.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,13 +32,23 @@ from pytest_meshcheck.kube.apply import apply_documents, delete_documents, load_
 from pytest_meshcheck.kube.client import Kube, is_not_found, translated
 from pytest_meshcheck.kube.wait import wait_for_rollout
 from pytest_meshcheck.settings import Settings
-from pytest_meshcheck.upgrade.plan import revision_label, settings_for
 
 Progress = Callable[[str, float], None]
 
 WEBHOOK_API = ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")
 TAG_LABEL = "istio.io/tag"
 REVISION_LABEL = "istio.io/rev"
+
+
+def revision_label(revision: str) -> str:
+    """How a revision is written in ``istio.io/rev`` labels ("default" for the unrevisioned one)."""
+    return revision or "default"
+
+
+def settings_for(settings: Settings, *, version: str, revision: str) -> Settings:
+    """The run's settings as they would be for installing ``version`` as ``revision``: what the
+    installers and manifest renderers take, so nothing here is a second copy of them."""
+    return dataclasses.replace(settings, istio_version=version, istio_revision=revision)
 
 
 def tag_webhook_name(tag: str) -> str:
