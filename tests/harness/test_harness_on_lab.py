@@ -231,3 +231,46 @@ def test_helm_installer_installs_base_istiod_and_gateway(
     result.assert_outcomes(passed=4)
     charts = [entry["argv"][2:4] for entry in journal(pytester) if entry["argv"][:1] == ["upgrade"]]
     assert charts == [["istio-base", "base"], ["istiod", "istiod"], ["istio-ingressgateway", "gateway"]]
+
+
+def _istio_leftovers(kubeconfig: Path) -> list[str]:
+    """Cluster-scoped Istio objects and istio-system workloads still in the cluster."""
+    from pytest_meshcheck.kube.client import connect
+
+    kube = connect(kubeconfig)
+    try:
+        webhooks = kube.dynamic.resources.get(
+            api_version="admissionregistration.k8s.io/v1", kind="MutatingWebhookConfiguration"
+        )
+        roles = kube.dynamic.resources.get(api_version="rbac.authorization.k8s.io/v1", kind="ClusterRole")
+        left = [f"webhook {w.metadata.name}" for w in webhooks.get().items if "istio" in w.metadata.name]
+        left += [f"clusterrole {r.metadata.name}" for r in roles.get().items if "istio" in r.metadata.name]
+        if "istio-system" in {n.metadata.name for n in kube.core.list_namespace().items}:
+            left += [
+                f"deployment {d.metadata.name}"
+                for d in kube.apps.list_namespaced_deployment("istio-system").items
+            ]
+        return left
+    finally:
+        kube.close()
+
+
+def test_an_upgraded_mesh_is_removed_from_an_existing_cluster(
+    pytester: pytest.Pytester, bare_lab: Path
+) -> None:
+    """After a canary upgrade through a revision tag, teardown removes the new revision, the tag and
+    everything shared; the old revision was removed by the upgrade itself."""
+    result = run(
+        pytester,
+        "--meshcheck-cluster=kubeconfig",
+        f"--meshcheck-kubeconfig={bare_lab}",
+        "--meshcheck-install=manifest",
+        "--meshcheck-suites=upgrade",
+        "--meshcheck-istio-version=1.26.3",
+        "--meshcheck-upgrade-to=1.27.1",
+        "--meshcheck-revision-tag=prod",
+        "--meshcheck-load-duration=5s",
+    )
+    result.assert_outcomes(passed=1)
+    assert _istio_leftovers(bare_lab) == []
+    assert not {"bookinfo", "meshcheck-probe-in", "istio-system"} & _namespaces(bare_lab)
