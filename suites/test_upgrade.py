@@ -32,7 +32,7 @@ from pytest_meshcheck.install.istio import MeshInstall
 from pytest_meshcheck.install.layers import LayerContext
 from pytest_meshcheck.install.plan import control_plane_for
 from pytest_meshcheck.kube.client import Kube
-from pytest_meshcheck.load import LoadRun, spec_from_settings
+from pytest_meshcheck.load import load_run
 from pytest_meshcheck.providers.base import ClusterHandle
 from pytest_meshcheck.report import attach_evidence, record_upgrade_result
 from pytest_meshcheck.resources import data_file
@@ -113,10 +113,10 @@ def test_traffic_survives_the_upgrade_within_budget(
     expected = load_expected_graph(
         settings.expected_graph or data_file("graphs", "bookinfo.yaml"), meshcheck_bookinfo.namespace
     )
-    spec = spec_from_settings(settings, meshcheck_gateway_url, run_name="upgrade", duration_s=LOAD_CEILING_S)
+    run = load_run(settings, meshcheck_gateway_url, kube=kube, run_name="upgrade", duration_s=LOAD_CEILING_S)
     findings: dict[str, list[str]] = {}
     step_error: BaseException | None = None
-    with LoadRun(spec) as run:
+    with run:
         try:
             moved = steps.run(log)
         except Exception as exc:  # judged below, after the load is collected
