@@ -80,9 +80,11 @@ def test_a_standalone_run_is_one_job(tmp_path: Path) -> None:
 
 
 def test_the_image_is_the_installed_locust_version() -> None:
-    import locust
+    # Never ``import locust`` here: it monkey-patches the whole pytest process with gevent, and
+    # every later test that waits on a child process then blocks all of its threads.
+    from importlib import metadata
 
-    assert locust_image(locust_version()) == f"docker.io/locustio/locust:{locust.__version__}"
+    assert locust_image(locust_version()) == f"docker.io/locustio/locust:{metadata.version('locust')}"
 
 
 # -- real runs on a lab -----------------------------------------------------------------------------
