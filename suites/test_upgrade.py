@@ -133,10 +133,7 @@ def test_traffic_survives_the_upgrade_within_budget(
                 attach_evidence(f"{plan.to_istiod} /debug/syncz", syncz_rows, "json")
                 findings["proxies connected to the new revision"] = missing
                 findings["no pod left on the old version"] = [
-                    f"{pod} still runs"
-                    for pod in verify.pods_on_revision(
-                        kube, plan.from_revision if plan.canary else "\0", plan.from_version
-                    )
+                    f"{pod} still runs" for pod in verify.pods_left_behind(kube, plan)
                 ]
                 findings["webhook injects new pods"] = verify.new_pod_findings(
                     kube, plan, timeout=settings.timeout

@@ -50,15 +50,16 @@ def connection_findings(kube: Kube, istiod: str, *, timeout: float) -> tuple[lis
     return [f"{proxy}: not connected to {istiod}" for proxy in sorted(missing)], rows
 
 
-def pods_on_revision(kube: Kube, revision: str, version: str) -> list[str]:
-    """Pods (terminating ones too) still injected by ``revision`` or running a ``version`` proxy."""
+def pods_left_behind(kube: Kube, plan: UpgradePlan) -> list[str]:
+    """Pods (terminating ones too) still running the old version's proxy or, for canary, still
+    injected by the old revision (in place, the revision stays: only the version tells)."""
     left = []
     for pod in kube.core.list_pod_for_all_namespaces().items:
         seen = inspect_pod(pod)
         if not seen.has_proxy:
             continue
-        old_revision = seen.status_revision is not None and seen.status_revision == revision_label(revision)
-        if old_revision or image_tag(seen.proxy_image) == version:
+        on_old_revision = plan.canary and seen.status_revision == revision_label(plan.from_revision)
+        if on_old_revision or image_tag(seen.proxy_image) == plan.from_version:
             left.append(f"{seen.namespace}/{seen.name} (proxy {image_tag(seen.proxy_image)})")
     return sorted(left)
 
