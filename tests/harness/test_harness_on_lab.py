@@ -93,7 +93,7 @@ from pathlib import Path
 
 argv = sys.argv[1:]
 with open(os.environ["STANDIN_JOURNAL"], "a") as fh:
-    fh.write(json.dumps({{"tool": "{tool}", "argv": argv}}) + "\\n")
+    fh.write(json.dumps({{"tool": "{tool}", "version": "{version}", "argv": argv}}) + "\\n")
 if argv[:2] == ["version", "--remote=false"]:
     print("{version}")
     sys.exit(0)
@@ -103,22 +103,38 @@ def value(flag):
 
 sets = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "--set")
 revision = sets.get("revision", "")
-values = {{"VERSION": "{version}", "HUB": "docker.io/istio", "REVISION": revision or "default",
-          "REVISION_SUFFIX": "-" + revision if revision else "", "NATIVE_SIDECARS": "false"}}
+removing = argv[:1] == ["uninstall"] and ("--revision" in argv or argv[1:2] != ["istio-base"])
+if removing and "--revision" in argv:  # istioctl uninstall --revision R: that control plane only
+    revision = "" if value("--revision") == "default" else value("--revision")
+elif removing:  # helm uninstall istiod[-R]: the istiod release of that revision
+    if not argv[1].startswith("istiod"):
+        sys.exit(0)
+    revision = argv[1][len("istiod-"):] if argv[1].startswith("istiod-") else ""
+values = {{"VERSION": value("--version") or "{version}", "HUB": "docker.io/istio",
+          "REVISION": revision or "default", "REVISION_SUFFIX": "-" + revision if revision else "",
+          "NATIVE_SIDECARS": "false"}}
 files = {files}
-if "{tool}" == "helm":
+if "{tool}" == "helm" and not removing:
     if argv[:1] != ["upgrade"]:
         sys.exit(0)
     chart = argv[3]
     webhook = "injector-webhook-revision.yaml" if revision else "injector-webhook.yaml"
     files = {{"base": ["namespace.yaml", "crds.yaml"], "istiod": ["istiod.yaml", webhook],
              "gateway": ["ingressgateway.yaml"]}}[chart]
+elif removing:
+    files = ["istiod.yaml", "injector-webhook-revision.yaml" if revision else "injector-webhook.yaml"]
 elif argv[:1] != ["install"]:
     sys.exit(0)
+elif revision:
+    files = [name.replace("injector-webhook.yaml", "injector-webhook-revision.yaml") for name in files]
 text = "---\\n".join(Template(Path("{data}", name).read_text()).substitute(values) for name in files)
 kubeconfig = value("--kubeconfig") or os.environ["KUBECONFIG"]
-subprocess.run(["kubectl", "--kubeconfig", kubeconfig, "apply", "--server-side", "--force-conflicts",
-                "-f", "-"], input=text.encode(), check=True, capture_output=True)
+if removing:
+    command = ["delete", "--ignore-not-found", "-f", "-"]
+else:
+    command = ["apply", "--server-side", "--force-conflicts", "-f", "-"]
+subprocess.run(["kubectl", "--kubeconfig", kubeconfig, *command], input=text.encode(), check=True,
+               capture_output=True)
 """
 
 
@@ -147,6 +163,7 @@ class ReleaseServer:
     def __init__(self, archive: bytes, name: str, version: str, *, checksum: str | None = None) -> None:
         digest = checksum or hashlib.sha256(archive).hexdigest()
         files = {f"/{version}/{name}": archive, f"/{version}/{name}.sha256": f"{digest}  {name}\n".encode()}
+        self.files = files
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -162,6 +179,12 @@ class ReleaseServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def add(self, archive: bytes, name: str, version: str) -> None:
+        """Serve another release beside the first (an upgrade downloads the target's istioctl)."""
+        digest = hashlib.sha256(archive).hexdigest()
+        self.files[f"/{version}/{name}"] = archive
+        self.files[f"/{version}/{name}.sha256"] = f"{digest}  {name}\n".encode()
 
     def close(self) -> None:
         self.httpd.shutdown()
@@ -213,6 +236,43 @@ def test_istioctl_installer_downloads_verifies_and_installs(
     assert "profile=default" in installs[0]
 
 
+def test_canary_upgrade_with_istioctl_uses_each_versions_istioctl(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The upgrade gate with --meshcheck-install=istioctl: the target's istioctl is downloaded and
+    verified, installs the new revision beside the old, and the old revision is removed with
+    ``istioctl uninstall --revision default``."""
+    from pytest_meshcheck.install.istioctl import archive_name
+
+    old, new = "1.26.3", "1.27.1"
+    monkeypatch.setenv("STANDIN_JOURNAL", str(Path(pytester.path) / "standin.jsonl"))
+    monkeypatch.setenv("MESHCHECK_HOME", str(tmp_path / "home"))
+    for version in (old, new):
+        (tmp_path / version).mkdir()
+    server = ReleaseServer(archive_of(standin(tmp_path / old, "istioctl", old)), archive_name(old), old)
+    server.add(archive_of(standin(tmp_path / new, "istioctl", new)), archive_name(new), new)
+    try:
+        result = run(
+            pytester,
+            "--meshcheck-install=istioctl",
+            f"--meshcheck-istio-version={old}",
+            f"--meshcheck-upgrade-to={new}",
+            f"--meshcheck-istio-download-url={server.url}",
+            "--meshcheck-suites=upgrade",
+            "--meshcheck-load-duration=5s",
+        )
+    finally:
+        server.close()
+    result.assert_outcomes(passed=1)
+    calls = [(entry["version"], entry["argv"]) for entry in journal(pytester)]
+    installs = [(version, argv) for version, argv in calls if argv[:1] == ["install"]]
+    assert [version for version, _ in installs] == [old, new]
+    assert "revision=1-27-1" in installs[1][1] and not any("revision=" in a for a in installs[0][1])
+    removals = [(version, argv) for version, argv in calls if argv[:1] == ["uninstall"]]
+    assert removals[0][0] == old
+    assert removals[0][1][removals[0][1].index("--revision") + 1] == "default"
+
+
 def test_helm_installer_installs_base_istiod_and_gateway(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -231,6 +291,37 @@ def test_helm_installer_installs_base_istiod_and_gateway(
     result.assert_outcomes(passed=4)
     charts = [entry["argv"][2:4] for entry in journal(pytester) if entry["argv"][:1] == ["upgrade"]]
     assert charts == [["istio-base", "base"], ["istiod", "istiod"], ["istio-ingressgateway", "gateway"]]
+
+
+def test_canary_upgrade_with_helm_installs_and_uninstalls_the_istiod_releases(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    old, new = "1.26.3", "1.27.1"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    standin(bin_dir, "helm", old)  # renders what --version asks for: see the argv below
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("STANDIN_JOURNAL", str(Path(pytester.path) / "standin.jsonl"))
+    result = run(
+        pytester,
+        "--meshcheck-install=helm",
+        f"--meshcheck-istio-version={old}",
+        f"--meshcheck-upgrade-to={new}",
+        "--meshcheck-suites=upgrade",
+        "--meshcheck-load-duration=5s",
+    )
+    result.assert_outcomes(passed=1)
+    calls = [entry["argv"] for entry in journal(pytester)]
+    upgrades = [(argv[2], argv[argv.index("--version") + 1]) for argv in calls if argv[:1] == ["upgrade"]]
+    assert upgrades == [
+        ("istio-base", old),
+        ("istiod", old),
+        ("istio-ingressgateway", old),
+        ("istio-base", new),
+        ("istiod-1-27-1", new),
+        ("istio-ingressgateway", new),
+    ]
+    assert [argv[1] for argv in calls if argv[:1] == ["uninstall"]] == ["istiod"]
 
 
 def _istio_leftovers(kubeconfig: Path) -> list[str]:
