@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +25,12 @@ from pytest_meshcheck.resources import home_dir
 
 def _installer(context: LayerContext) -> IstioInstaller:
     from pytest_meshcheck.install.istio import istio_manifest_text
-    from pytest_meshcheck.install.istioctl import resolve_istioctl
 
     settings = context.settings
+    istioctl_for = istioctl_getter(context)
 
-    def istioctl() -> Any:
-        return resolve_istioctl(
-            settings.istio_version,
-            explicit=settings.istioctl,
-            base_url=settings.istio_download_url,
-            cache_dir=home_dir() / "istioctl",
-        )
+    def istioctl() -> Path:
+        return istioctl_for(settings.istio_version)
 
     return IstioInstaller(
         context.kube,
@@ -82,7 +77,7 @@ def uninstall_mesh(context: LayerContext, result: Mapping[str, Any]) -> None:
     installer.uninstall()
 
 
-def istioctl_getter(context: LayerContext) -> Any:
+def istioctl_getter(context: LayerContext) -> Callable[[str], Path]:
     """``version -> istioctl path``: the run's own binary for the version it was given for, a
     downloaded, checksum-verified release for any other (an upgrade's target)."""
     from pytest_meshcheck.install.istioctl import resolve_istioctl
