@@ -3,6 +3,7 @@ store's admission, Bookinfo injected (2/2), traffic through the ingress gateway 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -279,24 +280,36 @@ def test_mtls_migration_walk_through(mesh_lab: Any) -> None:
         r"URI=spiffe://cluster.local/ns/foo/sa/curl",
         headers,
     ), headers
+    httpbin = next(p for p in pods(store, "foo") if p["metadata"]["labels"].get("app") == "httpbin")
+    with strict_mtls(mesh_lab, clients["legacy"], httpbin):
+        assert exec_curl(mesh_lab, "foo", clients["foo"], url) == (0, "200")
+
+
+@contextlib.contextmanager
+def strict_mtls(core: Any, legacy_curl: str, httpbin: dict[str, Any]) -> Iterator[None]:
+    """A mesh-wide STRICT PeerAuthentication, entered once the sidecars enforce it and left once they
+    answer plaintext again: a test that left while the delete was still on its way to the sidecars
+    would hand the next test a proxy that flips back to PERMISSIVE under it."""
+    store = core.store
+    # straight to the pod (the sidecar owns its IP): the reset reaches curl as on a real node
+    pod_url = f"http://{httpbin['status']['podIP']}:8080/ip"
+
+    def plaintext_answer() -> tuple[int, str]:
+        return exec_curl(core, "legacy", legacy_curl, pod_url)
+
+    await_store(store, lambda: plaintext_answer() == (0, "200"), "plaintext answered before STRICT")
     strict = string.Template((FIXTURES / "mesh" / "peer-authentication.yaml").read_text()).substitute(
         MTLS_MODE="STRICT"
     )
     apply(store, strict)
     try:
         # the sidecars apply the policy once istiod pushed it; until then PERMISSIVE still answers
-        # straight to the pod (the sidecar owns its IP): the reset reaches curl as on a real node
-        httpbin = next(p for p in pods(store, "foo") if p["metadata"]["labels"].get("app") == "httpbin")
-        pod_url = f"http://{httpbin['status']['podIP']}:8080/ip"
-        assert await_store(
-            store,
-            lambda: exec_curl(mesh_lab, "legacy", clients["legacy"], pod_url) == (56, "000"),
-            "STRICT enforced",
-        )
-        assert exec_curl(mesh_lab, "foo", clients["foo"], url) == (0, "200")
+        await_store(store, lambda: plaintext_answer() == (56, "000"), "STRICT enforced")
+        yield
     finally:
         peer_authentications = store_module.GVR.parse("security.istio.io/v1/peerauthentications")
         store.delete(peer_authentications, "istio-system", "default")
+        await_store(store, lambda: plaintext_answer() == (0, "200"), "plaintext answered after STRICT")
 
 
 def test_strict_reset_reaches_clients_through_a_cluster_ip(mesh_lab: Any) -> None:
@@ -306,17 +319,7 @@ def test_strict_reset_reaches_clients_through_a_cluster_ip(mesh_lab: Any) -> Non
     )
     if legacy is None:
         pytest.skip("needs the pods of test_mtls_migration_walk_through")
-    strict = string.Template((FIXTURES / "mesh" / "peer-authentication.yaml").read_text()).substitute(
-        MTLS_MODE="STRICT"
-    )
-    apply(store, strict)
-    try:
-        name = legacy["metadata"]["name"]
-        # wait until the policy is in force (the pod IP path resets), then try the Service
-        httpbin = next(p for p in pods(store, "foo") if p["metadata"]["labels"].get("app") == "httpbin")
-        pod_url = f"http://{httpbin['status']['podIP']}:8080/ip"
-        await_store(store, lambda: exec_curl(mesh_lab, "legacy", name, pod_url) == (56, "000"), "STRICT")
+    httpbin = next(p for p in pods(store, "foo") if p["metadata"]["labels"].get("app") == "httpbin")
+    name = legacy["metadata"]["name"]
+    with strict_mtls(mesh_lab, name, httpbin):
         assert exec_curl(mesh_lab, "legacy", name, "http://httpbin.foo:8000/ip") == (56, "000")
-    finally:
-        peer_authentications = store_module.GVR.parse("security.istio.io/v1/peerauthentications")
-        store.delete(peer_authentications, "istio-system", "default")
