@@ -130,14 +130,27 @@ def istioctl_install_args(settings: Settings, istioctl: Path, kubeconfig: Path, 
     return args
 
 
-def istioctl_uninstall_args(settings: Settings, istioctl: Path, kubeconfig: Path, context: str) -> list[str]:
+def istioctl_uninstall_args(
+    istioctl: Path, kubeconfig: Path, context: str, *, revision: str | None
+) -> list[str]:
+    """``istioctl uninstall`` of one revision (``""`` is the default one), or with ``None`` of every
+    revision (``--purge``): a run removes what it installed, an upgrade only the old revision."""
     args = [str(istioctl), "uninstall", "-y", "--kubeconfig", str(kubeconfig)]
     if context:
         args += ["--context", context]
-    if settings.istio_revision:
-        args += ["--revision", settings.istio_revision]
-    else:
+    if revision is None:
         args += ["--purge"]
+    else:
+        args += ["--revision", revision or "default"]
+    return args
+
+
+def helm_uninstall_args(helm: str, release: str, kubeconfig: Path, context: str) -> list[str]:
+    """``helm uninstall`` of one release, waiting for its objects to go and quiet when it is absent."""
+    args = [helm, "uninstall", release, "--namespace", ISTIO_NAMESPACE]
+    args += ["--kubeconfig", str(kubeconfig), "--ignore-not-found", "--wait"]
+    if context:
+        args += ["--kube-context", context]
     return args
 
 
@@ -258,20 +271,22 @@ class IstioInstaller:
         if not self._installed_by_us:
             return
         if self.method == "istioctl":
+            # a revisioned install removes its own revision only; an unrevisioned one purges
+            revision = self.settings.istio_revision or None
             run_tool(
                 istioctl_uninstall_args(
-                    self.settings, self._require_istioctl(), self.kubeconfig, self.context
+                    self._require_istioctl(), self.kubeconfig, self.context, revision=revision
                 ),
                 timeout=self.settings.timeout,
                 what="istioctl uninstall",
             )
         elif self.method == "helm":
             for release in (GATEWAY_NAME, istiod_name(self.settings.istio_revision), "istio-base"):
-                command = [self._helm, "uninstall", release, "--namespace", ISTIO_NAMESPACE]
-                command += ["--kubeconfig", str(self.kubeconfig), "--ignore-not-found", "--wait"]
-                if self.context:
-                    command += ["--kube-context", self.context]
-                run_tool(command, timeout=self.settings.timeout, what=f"helm uninstall {release}")
+                run_tool(
+                    helm_uninstall_args(self._helm, release, self.kubeconfig, self.context),
+                    timeout=self.settings.timeout,
+                    what=f"helm uninstall {release}",
+                )
         elif self.method == "manifest" and self._manifest_text is not None:
             from pytest_meshcheck.kube.apply import delete_documents, load_documents
 

@@ -23,8 +23,10 @@ from pytest_meshcheck.install.istio import (
     GATEWAY_NAME,
     ISTIO_NAMESPACE,
     helm_commands,
+    helm_uninstall_args,
     istio_manifest_text,
     istioctl_install_args,
+    istioctl_uninstall_args,
     istiod_name,
 )
 from pytest_meshcheck.install.tools import run_tool
@@ -215,21 +217,19 @@ class ControlPlane:
                 self.kube, self._bundle(version, revision).control_plane, timeout=self.settings.timeout
             )
         elif self.method == "istioctl":
-            command = [str(self._istioctl(version)), "uninstall", "-y", "--kubeconfig", str(self.kubeconfig)]
-            if self.context:
-                command += ["--context", self.context]
-            command += ["--revision", revision_label(revision)]
             run_tool(
-                command,
+                istioctl_uninstall_args(
+                    self._istioctl(version), self.kubeconfig, self.context, revision=revision
+                ),
                 timeout=self.settings.timeout,
                 what=f"istioctl uninstall --revision {revision_label(revision)}",
             )
         elif self.method == "helm":
-            command = [self._helm, "uninstall", istiod_name(revision), "--namespace", ISTIO_NAMESPACE]
-            command += ["--kubeconfig", str(self.kubeconfig), "--ignore-not-found", "--wait"]
-            if self.context:
-                command += ["--kube-context", self.context]
-            run_tool(command, timeout=self.settings.timeout, what=f"helm uninstall {istiod_name(revision)}")
+            run_tool(
+                helm_uninstall_args(self._helm, istiod_name(revision), self.kubeconfig, self.context),
+                timeout=self.settings.timeout,
+                what=f"helm uninstall {istiod_name(revision)}",
+            )
         self._wait_gone(istiod_name(revision))
 
     def _wait_gone(self, deployment: str) -> None:

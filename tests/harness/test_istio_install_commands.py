@@ -38,7 +38,7 @@ def test_istioctl_default_revision() -> None:
     assert args[5:7] == ["--context", "lab"]
     assert "profile=default" in args
     assert not any(a.startswith("revision=") for a in args)
-    assert "--purge" in istioctl_uninstall_args(default_settings(), Path("/bin/istioctl"), KUBECONFIG, "")
+    assert "--purge" in istioctl_uninstall_args(Path("/bin/istioctl"), KUBECONFIG, "", revision=None)
 
 
 def test_istioctl_revision_profile_and_registry() -> None:
@@ -50,9 +50,11 @@ def test_istioctl_revision_profile_and_registry() -> None:
     assert "profile=minimal" in args
     assert "hub=123.dkr.ecr/mirror" in args
     assert "--context" not in args
-    uninstall = istioctl_uninstall_args(settings, Path("istioctl"), KUBECONFIG, "")
+    uninstall = istioctl_uninstall_args(Path("istioctl"), KUBECONFIG, "", revision="canary")
     assert uninstall[-2:] == ["--revision", "canary"]
     assert "--purge" not in uninstall, "removing one revision must not purge the others"
+    old_default = istioctl_uninstall_args(Path("istioctl"), KUBECONFIG, "lab", revision="")
+    assert old_default[-4:] == ["--context", "lab", "--revision", "default"]
 
 
 def test_helm_installs_base_istiod_gateway_in_order_at_the_version() -> None:
