@@ -39,44 +39,65 @@ class KeyPair:
         return cert_path, key_path
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def new_private_key() -> ec.EllipticCurvePrivateKey:
+    """P-256 for every lab key, CA or leaf, for the reasons in the module docstring."""
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def private_key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    """Unencrypted PKCS#8: the lab hands keys to files and secrets that load them without a passphrase."""
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+
+
+def self_signed_ca(
+    name: x509.Name, not_before: datetime.datetime, not_after: datetime.datetime
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A fresh key and a root certificate for it.
+
+    Verifiers trust a root to sign only when it says so (BasicConstraints ca, keyCertSign), so the
+    API server's CA and the mesh's root are built by this one function and cannot drift apart on
+    that; their callers choose only the subject and the validity."""
+    key = new_private_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
 
 
 class CertificateAuthority:
     """A self-signed CA that issues serving and client certificates for the lab."""
 
     def __init__(self, common_name: str = "meshcheck-lab-ca") -> None:
-        self._key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        self._cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self._key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - _BACKDATE)
-            .not_valid_after(now + _VALIDITY)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False)
-            .sign(self._key, hashes.SHA256())
+        self._key, self._cert = self_signed_ca(
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]),
+            now - _BACKDATE,
+            now + _VALIDITY,
         )
 
     @property
@@ -85,7 +106,7 @@ class CertificateAuthority:
 
     @property
     def key_pair(self) -> KeyPair:
-        return KeyPair(self.cert_pem, _key_pem(self._key))
+        return KeyPair(self.cert_pem, private_key_pem(self._key))
 
     def issue(
         self,
@@ -97,7 +118,7 @@ class CertificateAuthority:
         client: bool = False,
         organizations: tuple[str, ...] = (),
     ) -> KeyPair:
-        key = ec.generate_private_key(ec.SECP256R1())
+        key = new_private_key()
         now = datetime.datetime.now(datetime.UTC)
         attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations]
         attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
@@ -125,7 +146,7 @@ class CertificateAuthority:
         if alt_names:
             builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         cert = builder.sign(self._key, hashes.SHA256())
-        return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+        return KeyPair(cert.public_bytes(serialization.Encoding.PEM), private_key_pem(key))
 
 
 def api_server_certificate(ca: CertificateAuthority, host: str) -> KeyPair:

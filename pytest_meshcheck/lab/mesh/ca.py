@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from pytest_meshcheck.lab.pki import new_private_key, private_key_pem, self_signed_ca
+
 #: Istio's default trust domain.
 DEFAULT_TRUST_DOMAIN = "cluster.local"
 #: Istio's default workload certificate lifetime (``DEFAULT_WORKLOAD_CERT_TTL``) is 24h; the lab
@@ -96,16 +98,6 @@ class IssuedCertificate:
         return self.not_before + self.lifetime * (1.0 - grace_ratio)
 
 
-def _new_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
 def _cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
@@ -116,7 +108,7 @@ def build_csr(
     """A fresh key and a CSR for the workload identity: ``(private_key_pem, csr_pem)``.
 
     The key never leaves the proxy, as with pilot-agent's CSR flow to istiod."""
-    key = _new_key()
+    key = new_private_key()
     csr = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(x509.Name([]))
@@ -128,7 +120,7 @@ def build_csr(
         )
         .sign(key, hashes.SHA256())
     )
-    return _key_pem(key), csr.public_bytes(serialization.Encoding.PEM)
+    return private_key_pem(key), csr.public_bytes(serialization.Encoding.PEM)
 
 
 class MeshCA:
@@ -149,51 +141,24 @@ class MeshCA:
         if (root_key is None) != (root_cert is None):
             raise ValueError("root_key and root_cert come together")
         if root_key is None or root_cert is None:
-            root_key, root_cert = self._self_signed_root()
+            now = self._clock()
+            root_key, root_cert = self_signed_ca(
+                x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, ROOT_ORGANIZATION)]),
+                now - datetime.timedelta(minutes=1),
+                now + DEFAULT_ROOT_TTL,
+            )
         self._root_key = root_key
         self.root_cert = root_cert
         self._serial_lock = threading.Lock()
 
     # --- the root --------------------------------------------------------------------------
-    def _self_signed_root(self) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-        key = _new_key()
-        now = self._clock()
-        name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, ROOT_ORGANIZATION)])
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=1))
-            .not_valid_after(now + DEFAULT_ROOT_TTL)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256())
-        )
-        return key, cert
-
     @property
     def root_pem(self) -> bytes:
         return _cert_pem(self.root_cert)
 
     def secret_data(self) -> dict[str, bytes]:
         """The PEM files istiod keeps in its ``istio-ca-secret`` (keys as istiod names them)."""
-        return {"ca-cert.pem": self.root_pem, "ca-key.pem": _key_pem(self._root_key)}
+        return {"ca-cert.pem": self.root_pem, "ca-key.pem": private_key_pem(self._root_key)}
 
     @classmethod
     def from_secret_data(cls, data: dict[str, bytes], **kwargs: object) -> MeshCA:
@@ -293,14 +258,14 @@ class MeshCA:
         self, dns_names: list[str], *, ttl: datetime.timedelta | None = None
     ) -> tuple[bytes, bytes]:
         """``(key_pem, cert_pem)`` of a serving certificate, e.g. istiod's for its webhook."""
-        key = _new_key()
+        key = new_private_key()
         cert = self._leaf(
             key.public_key(),
             [x509.DNSName(name) for name in dns_names],
             ttl or DEFAULT_ROOT_TTL / 10,
             server_only=True,
         )
-        return _key_pem(key), _cert_pem(cert)
+        return private_key_pem(key), _cert_pem(cert)
 
     def bundle(self, key_pem: bytes, cert: x509.Certificate) -> IssuedCertificate:
         return IssuedCertificate(
