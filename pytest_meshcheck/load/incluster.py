@@ -28,16 +28,12 @@ from pytest_meshcheck.kube.apply import apply_documents
 from pytest_meshcheck.kube.client import Kube, is_not_found
 from pytest_meshcheck.kube.diagnostics import collect
 from pytest_meshcheck.kube.exec import exec_in_pod
-from pytest_meshcheck.load.locust_output import (
-    FinalAccount,
-    account_from_report,
-    reports_in_log,
-    stats_from_entries,
-)
+from pytest_meshcheck.load.assemble import ProcessOutcome, build_result
+from pytest_meshcheck.load.command import OutputFiles
+from pytest_meshcheck.load.locust_output import account_from_report, reports_in_log, stats_from_entries
 from pytest_meshcheck.load.manifests import CONTAINER, ROLE_LABEL, RUN_LABEL, run_manifests
-from pytest_meshcheck.load.results import GeneratorProcess, LoadArtifacts, LoadResult
+from pytest_meshcheck.load.results import LoadArtifacts, LoadResult
 from pytest_meshcheck.load.spec import LoadSpec
-from pytest_meshcheck.load.timeline import merge_accounts
 
 #: Seconds for the pods to be scheduled, pull the image and start Locust, beyond the run itself.
 STARTUP_ALLOWANCE_S = 120.0
@@ -77,6 +73,7 @@ class InClusterLoadRun:
         self.run_id = secrets.token_hex(3)
         self.namespace = namespace or f"meshcheck-load-{self.run_id}"
         self.output_dir = spec.output_dir.resolve()
+        self._files = OutputFiles(directory=self.output_dir)
         self._started = False
         self._ended = False
         self._stop_requested = False
@@ -90,6 +87,8 @@ class InClusterLoadRun:
         if self._started:
             raise LoadError("this load run was already started; create a new run for another one")
         self._started = True
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self._files.clear()
         docs = run_manifests(
             self.spec,
             namespace=self.namespace,
@@ -225,7 +224,6 @@ class InClusterLoadRun:
 
     def _read_outcomes(self) -> tuple[PodOutcome, ...]:
         outcomes = []
-        self.output_dir.mkdir(parents=True, exist_ok=True)
         for pod in sorted(self._pods(), key=lambda p: p.metadata.name):
             name = pod.metadata.name
             role = (pod.metadata.labels or {}).get(ROLE_LABEL, "")
@@ -237,7 +235,7 @@ class InClusterLoadRun:
                 log = self.kube.core.read_namespaced_pod_log(name, self.namespace, container=CONTAINER) or ""
             except Exception as exc:
                 log = f"(no log: {type(exc).__name__}: {exc})"
-            (self.output_dir / f"{name}.log").write_text(log)
+            self._files.log(name).write_text(log)
             outcomes.append(PodOutcome(name=name, role=role, exit_code=code, log=log))
         return tuple(outcomes)
 
@@ -283,59 +281,27 @@ class InClusterLoadRun:
                 evidence=evidence,
             )
         lead_report = reports[lead[0].name]
-        (self.output_dir / "locust.json").write_text(json.dumps(lead_report["stats"]))
-        table = stats_from_entries(lead_report["stats"], source=f"pod {lead[0].name}")
-        accounts = {name: account_from_report(r, source=f"pod {name}") for name, r in reports.items()}
-        lead_account = accounts[lead[0].name]
-        merged = merge_accounts(list(accounts.values()), generators=max(1, self.spec.workers))
-        self._result = LoadResult(
-            mode=self.spec.mode,
+        self._files.json.write_text(json.dumps(lead_report["stats"]))
+        order = {"master": 0, "standalone": 0, "worker": 1}
+        self._result = build_result(
+            self.spec,
             target_url=self.target_url,
-            users=self.spec.users,
-            workers=self.spec.workers,
-            requested_duration_s=self.spec.duration_s,
-            measured_s=table.measured_s,
-            total=table.total,
-            endpoints=table.endpoints,
-            failures_by_type=lead_account.errors or (),
-            exceptions=lead_account.exceptions or (),
-            history=(),
-            generators=self._generators(accounts),
-            target_rps=self.spec.rps,
+            table=stats_from_entries(lead_report["stats"], source=f"pod {lead[0].name}"),
+            accounts={name: account_from_report(r, source=f"pod {name}") for name, r in reports.items()},
+            processes=tuple(
+                ProcessOutcome(role=o.role, generator=o.name, exit_code=o.exit_code)
+                for o in sorted(self._outcomes, key=lambda o: (order.get(o.role, 2), o.name))
+            ),
             artifacts=LoadArtifacts(
                 stats_csv=None,
                 history_csv=None,
                 failures_csv=None,
                 exceptions_csv=None,
-                json=self.output_dir / "locust.json",
+                json=self._files.json,
                 html=None,
-                logs=tuple(self.output_dir / f"{o.name}.log" for o in self._outcomes),
+                logs=tuple(self._files.log(o.name) for o in self._outcomes),
             ),
             stopped_early=self._stop_requested,
-            first_request_at=table.first_at,
-            last_request_at=table.last_at,
-            timeline=merged.timeline,
-            failure_events=merged.failure_events,
-            failure_events_dropped=merged.failure_events_dropped,
             origin=f"in-cluster (Jobs in namespace {self.namespace}, image {self.image})",
         )
         return self._result
-
-    def _generators(self, accounts: dict[str, FinalAccount]) -> tuple[GeneratorProcess, ...]:
-        order = {"master": 0, "standalone": 0, "worker": 1}
-        processes = []
-        for outcome in sorted(self._outcomes, key=lambda o: (order.get(o.role, 2), o.name)):
-            account = accounts.get(outcome.name)
-            processes.append(
-                GeneratorProcess(
-                    role=outcome.role,
-                    generator=outcome.name,
-                    pid=0,
-                    exit_code=outcome.exit_code,
-                    cpu_s=None,
-                    busy=None,
-                    requests_made=None if account is None else account.requests_made,
-                    failures_made=None if account is None else account.failures_made,
-                )
-            )
-        return tuple(processes)

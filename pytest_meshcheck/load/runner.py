@@ -21,28 +21,18 @@ from pathlib import Path
 from types import TracebackType
 
 from pytest_meshcheck.errors import LoadError
+from pytest_meshcheck.load.assemble import ProcessOutcome, build_result
 from pytest_meshcheck.load.command import OutputFiles, ProcessPlan, plan_processes
-from pytest_meshcheck.load.cpu import busy_share
 from pytest_meshcheck.load.locust_output import (
     FinalAccount,
     StatsTable,
-    exceptions_from_csv,
-    failures_from_csv,
     final_account,
-    history_from_csv,
     stats_from_csv,
     stats_from_json,
 )
 from pytest_meshcheck.load.processes import ChildProcess
-from pytest_meshcheck.load.results import (
-    FailureGroup,
-    GeneratorProcess,
-    LoadArtifacts,
-    LoadResult,
-    LocustException,
-)
+from pytest_meshcheck.load.results import LoadArtifacts, LoadResult
 from pytest_meshcheck.load.spec import LoadSpec
-from pytest_meshcheck.load.timeline import merge_accounts
 
 #: Seconds for Locust to start (imports), beyond the run's own duration, before a wait gives up.
 STARTUP_ALLOWANCE_S = 30.0
@@ -195,30 +185,25 @@ class LoadRun:
         if self.running:
             raise LoadError("the load run is still going: call wait() or stop() before result()")
         self._check_exits()
-        table = self._stats_table()
-        accounts = self._final_accounts()
-        merged = merge_accounts(list(accounts.values()), generators=max(1, self.spec.workers))
-        self._result = LoadResult(
-            mode=self.spec.mode,
+        self._result = build_result(
+            self.spec,
             target_url=self.spec.target_url,
-            users=self.spec.users,
-            workers=self.spec.workers,
-            requested_duration_s=self.spec.duration_s,
-            measured_s=table.measured_s,
-            total=table.total,
-            endpoints=table.endpoints,
-            failures_by_type=self._failures(accounts),
-            exceptions=self._exceptions(accounts),
-            history=history_from_csv(self.files.history_csv) if self.files.history_csv.exists() else (),
-            generators=self._generators(table, accounts),
-            target_rps=self.spec.rps,
+            table=self._stats_table(),
+            accounts=self._final_accounts(),
+            processes=tuple(
+                ProcessOutcome(
+                    role=plan.role,
+                    generator=plan.generator,
+                    exit_code=process.returncode,
+                    pid=process.pid,
+                    cpu_s=process.cpu_total_s,
+                    cpu_samples=process.cpu_samples(),
+                )
+                for plan, process in zip(self._plans, self._processes, strict=True)
+            ),
             artifacts=self._artifacts(),
             stopped_early=self._stop_requested,
-            first_request_at=table.first_at,
-            last_request_at=table.last_at,
-            timeline=merged.timeline,
-            failure_events=merged.failure_events,
-            failure_events_dropped=merged.failure_events_dropped,
+            origin="local",
         )
         return self._result
 
@@ -259,48 +244,6 @@ class LoadRun:
             if path.exists():
                 accounts[plan.generator] = final_account(path)
         return accounts
-
-    def _lead_account(self, accounts: dict[str, FinalAccount]) -> FinalAccount | None:
-        return accounts.get(self._plans[0].generator) if self._plans else None
-
-    def _failures(self, accounts: dict[str, FinalAccount]) -> tuple[FailureGroup, ...]:
-        lead = self._lead_account(accounts)
-        if lead is not None and lead.errors is not None:
-            return lead.errors
-        if self.files.failures_csv.exists():
-            return failures_from_csv(self.files.failures_csv)
-        return ()
-
-    def _exceptions(self, accounts: dict[str, FinalAccount]) -> tuple[LocustException, ...]:
-        lead = self._lead_account(accounts)
-        if lead is not None and lead.exceptions is not None:
-            return lead.exceptions
-        if self.files.exceptions_csv.exists():
-            return exceptions_from_csv(self.files.exceptions_csv)
-        return ()
-
-    def _generators(
-        self, table: StatsTable, accounts: dict[str, FinalAccount]
-    ) -> tuple[GeneratorProcess, ...]:
-        start, end = table.first_at, table.last_at
-        processes = []
-        for plan, process in zip(self._plans, self._processes, strict=True):
-            account = accounts.get(plan.generator)
-            processes.append(
-                GeneratorProcess(
-                    role=plan.role,
-                    generator=plan.generator,
-                    pid=process.pid,
-                    exit_code=process.returncode,
-                    cpu_s=process.cpu_total_s,
-                    busy=None
-                    if start is None or end is None
-                    else busy_share(process.cpu_samples(), start, end),
-                    requests_made=None if account is None else account.requests_made,
-                    failures_made=None if account is None else account.failures_made,
-                )
-            )
-        return tuple(processes)
 
     def _artifacts(self) -> LoadArtifacts:
         def existing(path: Path) -> Path | None:
