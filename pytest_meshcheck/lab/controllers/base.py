@@ -98,6 +98,18 @@ class Controller:
         """Bring ``key`` to its desired state; return a delay to look again, or None."""
         raise NotImplementedError
 
+    def live(self, key: Key) -> dict[str, Any] | None:
+        """The primary object at ``key``, or None once it is gone or being deleted: from then on
+        garbage collection tears down what it owns, and reconciling would only recreate that."""
+        namespace, name = key
+        try:
+            obj = self.store.get(self.primary, namespace, name)
+        except NotFound:
+            return None
+        if obj["metadata"].get("deletionTimestamp"):
+            return None
+        return obj
+
     def start(self) -> None:
         for gvr, mapper in self.watches():
             watch = self.store.watch(gvr)
@@ -179,3 +191,17 @@ def controller_of(obj: dict[str, Any]) -> dict[str, Any] | None:
         if ref.get("controller"):
             return dict(ref)
     return None
+
+
+def controlled_by(owner: dict[str, Any], candidates: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The candidates whose controller ownerReference is ``owner``. Matched by uid, not by name, so
+    an owner recreated under the same name does not take over what its predecessor left behind."""
+    uid = owner["metadata"].get("uid")
+    return [
+        obj
+        for obj in candidates
+        if any(
+            ref.get("uid") == uid and ref.get("controller")
+            for ref in obj["metadata"].get("ownerReferences") or []
+        )
+    ]

@@ -111,12 +111,8 @@ class DeploymentController(Controller):
 
     # -- reconcile -------------------------------------------------------------------------
     def reconcile(self, key: Key) -> float | None:
-        namespace, name = key
-        try:
-            deployment = self.store.get(DEPLOYMENTS, namespace, name)
-        except NotFound:
-            return None
-        if deployment["metadata"].get("deletionTimestamp"):
+        deployment = self.live(key)
+        if deployment is None:
             return None
         all_rs = self._owned(deployment)
         new_rs, old = self._split(deployment, all_rs)

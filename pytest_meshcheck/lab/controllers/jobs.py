@@ -16,7 +16,14 @@ import secrets
 import time
 from typing import Any
 
-from pytest_meshcheck.lab.controllers.base import Controller, Key, KeyMapper, own_key, owner_keys
+from pytest_meshcheck.lab.controllers.base import (
+    Controller,
+    Key,
+    KeyMapper,
+    controlled_by,
+    own_key,
+    owner_keys,
+)
 from pytest_meshcheck.lab.controllers.events import EventRecorder
 from pytest_meshcheck.lab.controllers.pods import is_ready
 from pytest_meshcheck.lab.errors import AlreadyExists, NotFound, StoreError
@@ -53,14 +60,11 @@ class JobController(Controller):
         return [(JOBS, own_key), (PODS, owner_keys("Job"))]
 
     def reconcile(self, key: Key) -> float | None:
-        namespace, name = key
-        try:
-            job = self.store.get(JOBS, namespace, name)
-        except NotFound:
+        job = self.live(key)
+        if job is None:
             return None
-        if job["metadata"].get("deletionTimestamp"):
-            return None
-        pods = self._owned(job)
+        everything, _ = self.store.list(PODS, job["metadata"]["namespace"])
+        pods = controlled_by(job, everything)
         active = [
             p
             for p in pods
@@ -106,18 +110,6 @@ class JobController(Controller):
             job, status, start=start, active=active, succeeded=succeeded, failed=failed, condition=condition
         )
         return recheck
-
-    def _owned(self, job: dict[str, Any]) -> list[dict[str, Any]]:
-        uid = job["metadata"].get("uid")
-        pods, _ = self.store.list(PODS, job["metadata"]["namespace"])
-        return [
-            pod
-            for pod in pods
-            if any(
-                r.get("uid") == uid and r.get("controller")
-                for r in pod["metadata"].get("ownerReferences") or []
-            )
-        ]
 
     def _create_pod(self, job: dict[str, Any]) -> dict[str, Any] | None:
         meta = job["metadata"]

@@ -13,7 +13,14 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from pytest_meshcheck.lab.controllers.base import Controller, Key, KeyMapper, own_key, owner_keys
+from pytest_meshcheck.lab.controllers.base import (
+    Controller,
+    Key,
+    KeyMapper,
+    controlled_by,
+    own_key,
+    owner_keys,
+)
 from pytest_meshcheck.lab.controllers.events import EventRecorder
 from pytest_meshcheck.lab.controllers.pods import (
     is_active,
@@ -32,22 +39,6 @@ _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _MAX_BURST = 500
 
 
-def owned_pods(
-    store: Store, rs: dict[str, Any], pods: list[dict[str, Any]] | None = None
-) -> list[dict[str, Any]]:
-    meta = rs["metadata"]
-    if pods is None:
-        pods, _ = store.list(PODS, meta["namespace"])
-    return [
-        pod
-        for pod in pods
-        if any(
-            ref.get("uid") == meta.get("uid") and ref.get("controller")
-            for ref in pod["metadata"].get("ownerReferences") or []
-        )
-    ]
-
-
 class ReplicaSetController(Controller):
     name = "replicaset-controller"
     primary = REPLICASETS
@@ -60,15 +51,11 @@ class ReplicaSetController(Controller):
         return [(REPLICASETS, own_key), (PODS, owner_keys("ReplicaSet"))]
 
     def reconcile(self, key: Key) -> float | None:
-        namespace, name = key
-        try:
-            rs = self.store.get(REPLICASETS, namespace, name)
-        except NotFound:
+        rs = self.live(key)
+        if rs is None:
             return None
-        if rs["metadata"].get("deletionTimestamp"):
-            return None
-        everything, _ = self.store.list(PODS, namespace)
-        pods = owned_pods(self.store, rs, everything)
+        everything, _ = self.store.list(PODS, rs["metadata"]["namespace"])
+        pods = controlled_by(rs, everything)
         self._adopt(rs, pods, everything)
         active = [pod for pod in pods if is_active(pod)]
         wanted = int(rs.get("spec", {}).get("replicas", 1))
@@ -160,9 +147,9 @@ class ReplicaSetController(Controller):
     def _write_status(self, rs: dict[str, Any], owned: list[dict[str, Any]] | None) -> float | None:
         """``owned`` is the pod list when this reconcile changed nothing (saves a second list)."""
         latest = self.store.get(REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"])
-        pods = [
-            pod for pod in (owned if owned is not None else owned_pods(self.store, latest)) if is_active(pod)
-        ]
+        if owned is None:
+            owned = controlled_by(latest, self.store.list(PODS, latest["metadata"]["namespace"])[0])
+        pods = [pod for pod in owned if is_active(pod)]
         spec = latest.get("spec", {})
         min_ready = int(spec.get("minReadySeconds", 0) or 0)
         now = time.time()

@@ -11,7 +11,6 @@ from typing import Any
 from pytest_meshcheck.lab.controllers.base import Controller, Key, KeyMapper
 from pytest_meshcheck.lab.controllers.events import EventRecorder
 from pytest_meshcheck.lab.controllers.nodes import NODES
-from pytest_meshcheck.lab.errors import NotFound
 from pytest_meshcheck.lab.runtime.timefmt import rfc3339
 from pytest_meshcheck.lab.store import GVR, Store
 
@@ -50,11 +49,8 @@ class Scheduler(Controller):
 
     def reconcile(self, key: Key) -> float | None:
         namespace, name = key
-        try:
-            pod = self.store.get(PODS, namespace, name)
-        except NotFound:
-            return None
-        if pod.get("spec", {}).get("nodeName") or pod["metadata"].get("deletionTimestamp"):
+        pod = self.live(key)
+        if pod is None or pod.get("spec", {}).get("nodeName"):
             return None
         nodes, _ = self.store.list(NODES)
         selector = pod.get("spec", {}).get("nodeSelector") or {}
