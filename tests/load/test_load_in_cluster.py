@@ -19,6 +19,7 @@ from pytest_meshcheck.load.incluster import InClusterLoadRun
 from pytest_meshcheck.load.manifests import MOUNT_PATH, ROLE_LABEL, locust_image, run_manifests
 from pytest_meshcheck.load.spec import ENV_GENERATOR, ENV_URLS, LoadSpec, shipped_locustfile
 from pytest_meshcheck.load.start import locust_version
+from tests.load.stopping import stopped_by_a_failing_check
 from tests.load.target import Target
 
 
@@ -146,19 +147,8 @@ def test_in_cluster_run_stopped_early_still_reports(kube: Kube, target: Target, 
         kube, _spec(target.url, output_dir, duration_s=120.0, think_time_s=0.01, env={ENV_URLS: "/ok"})
     )
 
-    def check_under_load() -> None:
-        with run:
-            assert target.wait_for_requests(20, timeout=120), "no load arrived"
-            raise RuntimeError("check failed while load was running")
+    stopped_by_a_failing_check(run, target, load_arrives_within_s=120)
 
-    with pytest.raises(RuntimeError, match="check failed"):
-        check_under_load()
-
-    assert not run.running
-    result = run.result()
-    assert result.stopped_early
-    assert 20 - run.spec.users <= result.requests <= target.total
-    assert result.measured_s < 100
     assert run.namespace not in _namespaces(kube)
 
 

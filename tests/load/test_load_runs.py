@@ -17,6 +17,7 @@ from pytest_meshcheck.errors import LoadError
 from pytest_meshcheck.load.results import LoadResult
 from pytest_meshcheck.load.runner import LoadRun
 from pytest_meshcheck.load.spec import CLOSED_LOOP, CONSTANT_RATE, ENV_URLS, LoadSpec, shipped_locustfile
+from tests.load.stopping import stopped_by_a_failing_check
 from tests.load.target import Target
 
 
@@ -183,19 +184,8 @@ def test_unreachable_target_is_a_result_with_every_request_failed(output_dir: Pa
 def test_background_run_is_stopped_when_the_body_raises(target: Target, output_dir: Path) -> None:
     run = LoadRun(_spec(target.url, output_dir, duration_s=120.0, think_time_s=0.01))
 
-    def check_under_load() -> None:
-        with run:
-            assert target.wait_for_requests(20, timeout=60), "no load arrived"
-            raise RuntimeError("check failed while load was running")
+    result = stopped_by_a_failing_check(run, target, load_arrives_within_s=60)
 
-    with pytest.raises(RuntimeError, match="check failed"):
-        check_under_load()
-
-    assert not run.running
-    result = run.result()
-    assert result.stopped_early
-    # Locust drops the requests in flight when interrupted: at most one per user.
-    assert 20 - run.spec.users <= result.requests <= target.total
     assert result.artifacts.html is not None
 
 
