@@ -14,7 +14,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
@@ -35,9 +35,28 @@ from pytest_meshcheck.report.summary import (
     versions_of,
     write_summary,
 )
-from pytest_meshcheck.session import MeshcheckSession
+
+if TYPE_CHECKING:
+    from pytest_meshcheck.kube.client import Kube
+    from pytest_meshcheck.providers.base import ClusterHandle
+    from pytest_meshcheck.settings import Settings
 
 REPORT_PLUGIN_NAME = "meshcheck-report"
+
+
+class RunState(Protocol):
+    """What the report layer reads of the run (``session.MeshcheckSession`` provides it): the
+    report sits below the session, so it names what it needs instead of importing it."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def provisioned(self) -> bool: ...
+
+    def handle_or_none(self) -> ClusterHandle | None: ...
+
+    def kube(self) -> Kube: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,7 +69,7 @@ class ReportPaths:
 
 
 class ReportPlugin:
-    def __init__(self, config: pytest.Config, session: MeshcheckSession, paths: ReportPaths) -> None:
+    def __init__(self, config: pytest.Config, session: RunState, paths: ReportPaths) -> None:
         self.config = config
         self.session = session
         self.paths = paths

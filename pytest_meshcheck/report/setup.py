@@ -15,21 +15,20 @@ import pytest
 
 from pytest_meshcheck.report.allure import install_result_redaction
 from pytest_meshcheck.report.evidence import RECORDER
-from pytest_meshcheck.report.plugin import REPORT_PLUGIN_NAME, ReportPaths, ReportPlugin
+from pytest_meshcheck.report.plugin import REPORT_PLUGIN_NAME, ReportPaths, ReportPlugin, RunState
 from pytest_meshcheck.report.redact import register_environment_secrets
 from pytest_meshcheck.report.summary import SUMMARY_FILE
-from pytest_meshcheck.session import MeshcheckSession
 
 ALLURE_RESULTS_DIR = "allure-results"
 EVIDENCE_DIR = "evidence"
 
 
-def reports_dir_of(config: pytest.Config, session: MeshcheckSession) -> Path:
+def reports_dir_of(config: pytest.Config, session: RunState) -> Path:
     """The reports dir; a relative one is taken from where pytest was invoked, like --junitxml."""
     return (config.invocation_params.dir / session.settings.reports_dir).resolve()
 
 
-def configure_reports(config: pytest.Config, session: MeshcheckSession) -> ReportPlugin:
+def configure_reports(config: pytest.Config, session: RunState) -> ReportPlugin:
     existing = config.pluginmanager.get_plugin(REPORT_PLUGIN_NAME)
     if isinstance(existing, ReportPlugin):
         return existing
