@@ -128,14 +128,21 @@ def _history(artifacts: LoadArtifacts) -> tuple[HistoryPoint, ...]:
 
 
 def _generator(process: ProcessOutcome, account: FinalAccount | None, table: StatsTable) -> GeneratorProcess:
-    samples = process.cpu_samples
+    samples, cpu_s = process.cpu_samples, process.cpu_s
     start, end = table.first_at, table.last_at
+    if not samples and cpu_s is None and account is not None and account.cpu:
+        # Measured by the process itself (a pod): its CPU time until it printed its report.
+        samples, cpu_s = account.cpu, account.cpu[-1].cpu_s
+        if end is not None and samples[-1].at < end:
+            # It reported after its own users had stopped: another worker's last request may
+            # come later, and this process spent nothing on load after its report.
+            samples = (*samples, CpuSample(at=end, cpu_s=cpu_s))
     return GeneratorProcess(
         role=process.role,
         generator=process.generator,
         pid=process.pid,
         exit_code=process.exit_code,
-        cpu_s=process.cpu_s,
+        cpu_s=cpu_s,
         busy=None if start is None or end is None else busy_share(samples, start, end),
         requests_made=None if account is None else account.requests_made,
         failures_made=None if account is None else account.failures_made,

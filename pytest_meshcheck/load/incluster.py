@@ -4,8 +4,11 @@
 ``wait`` polls the Jobs; ``stop`` asks the master (or standalone) process to quit the way a
 terminal would, by ``kill -TERM 1`` in its container, so it still prints its final report; the
 run then ends as a completed Job. Results are read over the Kubernetes API only: each pod's log
-carries its process's final report between markers (``_meshcheck_report.py``), which survives
-the pod's exit until the namespace is deleted. The namespace is deleted once the logs are read,
+carries its process's final report between markers (``_meshcheck_report.py``: on the master also
+Locust's final stats and stats history, on every process its CPU time), which survives the pod's
+exit until the namespace is deleted. The stats and history are kept as the files a local run
+writes (``locust.json``, ``locust_stats_history.csv``) and the result is built from them by the
+same ``assemble.build_result``. The namespace is deleted once the logs are read,
 also when the run failed or the harness is interrupted, and each Job has an
 ``activeDeadlineSeconds`` so a generator never outlives a harness that died.
 
@@ -30,7 +33,12 @@ from pytest_meshcheck.kube.diagnostics import collect
 from pytest_meshcheck.kube.exec import exec_in_pod
 from pytest_meshcheck.load.assemble import ProcessOutcome, build_result
 from pytest_meshcheck.load.command import OutputFiles
-from pytest_meshcheck.load.locust_output import account_from_report, reports_in_log, stats_from_entries
+from pytest_meshcheck.load.locust_output import (
+    account_from_report,
+    reports_in_log,
+    stats_from_entries,
+    write_history_csv,
+)
 from pytest_meshcheck.load.manifests import CONTAINER, ROLE_LABEL, RUN_LABEL, run_manifests
 from pytest_meshcheck.load.results import LoadArtifacts, LoadResult
 from pytest_meshcheck.load.spec import LoadSpec
@@ -282,6 +290,7 @@ class InClusterLoadRun:
             )
         lead_report = reports[lead[0].name]
         self._files.json.write_text(json.dumps(lead_report["stats"]))
+        history = write_history_csv(lead_report, self._files.history_csv, source=f"pod {lead[0].name}")
         order = {"master": 0, "standalone": 0, "worker": 1}
         self._result = build_result(
             self.spec,
@@ -294,7 +303,7 @@ class InClusterLoadRun:
             ),
             artifacts=LoadArtifacts(
                 stats_csv=None,
-                history_csv=None,
+                history_csv=self._files.history_csv if history else None,
                 failures_csv=None,
                 exceptions_csv=None,
                 json=self._files.json,

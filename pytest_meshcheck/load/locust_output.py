@@ -5,7 +5,10 @@ last requests are counted, so a run of a few seconds can under-report by a third
 numbers come from what Locust writes as it quits: ``--json-file`` (per-endpoint stats with latency
 histograms, from which the aggregated row is rebuilt exactly as Locust builds it) and our report
 plugin's ``final-*.json`` (failures and exceptions). The CSV files are the fallback for output
-produced elsewhere (another machine, an in-cluster Job) and the source of the stats history.
+produced elsewhere (another machine) and the source of the stats history. A pod has no files the
+harness can read: its process prints the same report into its log (``reports_in_log``), with
+Locust's stats, its stats history in the history CSV's columns (``write_history_csv``) and its
+CPU time.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_meshcheck.errors import LoadError
+from pytest_meshcheck.load.cpu import CpuSample
 from pytest_meshcheck.load.results import (
     EndpointStats,
     FailureEvent,
@@ -50,7 +54,8 @@ class FinalAccount:
     """One Locust process's final report written by our report plugin (``final-<generator>.json``).
 
     ``timeline`` and ``failure_events`` are this process's own (None on the master, which makes
-    no requests, and in reports of plugin versions that did not record them).
+    no requests, and in reports of plugin versions that did not record them). ``cpu`` is the
+    process's cumulative CPU time sampled while it ran, where it reported it itself (a pod).
     """
 
     generator: str
@@ -62,6 +67,7 @@ class FinalAccount:
     timeline: tuple[TimelineSecond, ...] | None = None
     failure_events: tuple[FailureEvent, ...] | None = None
     failure_events_dropped: int = 0
+    cpu: tuple[CpuSample, ...] | None = None
 
 
 def percentile_ms(histogram: Mapping[int, int], count: int, share: float) -> float:
@@ -291,6 +297,7 @@ def account_from_report(data: Any, *, source: str) -> FinalAccount:
         exceptions = data.get("exceptions")
         timeline = data.get("timeline")
         events = data.get("failure_events")
+        cpu = data.get("cpu")
         return FinalAccount(
             generator=str(data["generator"]),
             role=str(data["role"]),
@@ -331,9 +338,39 @@ def account_from_report(data: Any, *, source: str) -> FinalAccount:
                 for at, name, method, error in events
             ),
             failure_events_dropped=int(data.get("failure_events_dropped") or 0),
+            cpu=None
+            if cpu is None
+            else tuple(sorted((CpuSample(at=float(at), cpu_s=float(cpu_s)) for at, cpu_s in cpu), key=_at)),
         )
     except (AttributeError, ValueError, KeyError, TypeError) as exc:
         raise LoadError(f"could not read the final account {source}: {exc!r}") from exc
+
+
+def _at(sample: CpuSample) -> float:
+    return sample.at
+
+
+def write_history_csv(report: Mapping[str, Any], path: Path, *, source: str) -> bool:
+    """Write the stats history a printed report carries as Locust's ``_stats_history.csv``.
+
+    The report plugin samples the rows Locust's CSV writer would append (a pod has no file the
+    harness could read), so the history is read back by ``history_from_csv`` as a local run's is.
+    False when the report carries no history.
+    """
+    columns, rows = report.get("history_columns"), report.get("history")
+    if columns is None or rows is None:
+        return False
+    if not isinstance(columns, list) or not isinstance(rows, list):
+        raise LoadError(f"the stats history in {source} is not a list of rows under a list of columns")
+    for row in rows:
+        if not isinstance(row, list) or len(row) != len(columns):
+            raise LoadError(f"the stats history in {source} has a row that does not fit its columns: {row!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows(["" if value is None else value for value in row] for row in rows)
+    return True
 
 
 #: The lines framing a report the plugin printed to stdout (``_meshcheck_report.STDOUT_BEGIN``).

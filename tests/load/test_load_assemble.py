@@ -164,3 +164,55 @@ def test_a_generator_is_as_busy_as_its_cpu_time_over_the_request_window() -> Non
         _spec(), {}, (ProcessOutcome(role="standalone", generator="standalone", exit_code=0),)
     ).generators
     assert unmeasured.busy is None and not unmeasured.saturated
+
+
+def test_a_pod_is_as_busy_as_the_cpu_time_it_reported_itself() -> None:
+    report = {
+        "generator": "standalone-x1",
+        "role": "standalone",
+        "cpu": [[FIRST_AT - 10, 0.5], [FIRST_AT, 1.0], [LAST_AT, 2.0], [LAST_AT + 1, 2.5]],
+    }
+    processes = (ProcessOutcome(role="standalone", generator="standalone-x1", exit_code=0),)
+
+    (generator,) = _build(
+        _spec(), {"standalone-x1": account_from_report(report, source="pod")}, processes
+    ).generators
+
+    assert generator.busy == pytest.approx(0.25)
+    assert generator.cpu_s == 2.5
+
+
+def test_what_the_runner_measured_comes_before_what_the_process_reported() -> None:
+    report = {"generator": "standalone", "role": "standalone", "cpu": [[FIRST_AT, 0.0], [LAST_AT, 4.0]]}
+    measured = (CpuSample(at=FIRST_AT, cpu_s=1.0), CpuSample(at=LAST_AT, cpu_s=2.0))
+    processes = (
+        ProcessOutcome(
+            role="standalone", generator="standalone", exit_code=0, cpu_s=2.2, cpu_samples=measured
+        ),
+    )
+
+    (generator,) = _build(
+        _spec(), {"standalone": account_from_report(report, source="s")}, processes
+    ).generators
+
+    assert (generator.cpu_s, generator.busy) == (2.2, pytest.approx(0.25))
+
+
+def test_a_worker_that_reported_before_the_last_request_of_another_is_still_measured() -> None:
+    early = {"generator": "worker-a", "role": "worker", "cpu": [[FIRST_AT - 1, 0.0], [LAST_AT - 2, 1.0]]}
+    late = {"generator": "worker-b", "role": "worker", "cpu": [[FIRST_AT - 1, 0.0], [LAST_AT + 0.1, 3.0]]}
+    processes = (
+        ProcessOutcome(role="master", generator="master", exit_code=0),
+        ProcessOutcome(role="worker", generator="worker-a", exit_code=0),
+        ProcessOutcome(role="worker", generator="worker-b", exit_code=0),
+    )
+    accounts = {
+        name: account_from_report(r, source=name) for name, r in (("worker-a", early), ("worker-b", late))
+    }
+
+    _, a, b = _build(_spec(workers=2), accounts, processes).generators
+
+    # worker-a had used 1/3 s of CPU when the window opened and 1 s when it reported, 2 s before
+    # worker-b's last request closed the window.
+    assert (a.cpu_s, a.busy) == (1.0, pytest.approx((1.0 - 1 / 3) / 4))
+    assert b.busy == pytest.approx(3.0 / 5.1)  # its samples cover the window: used as they are

@@ -139,6 +139,16 @@ def test_distributed_in_cluster_run_aggregates_the_sum_of_its_worker_pods(
     assert not result.stopped_early
     assert result.artifacts.json is not None and result.artifacts.json.exists()
     assert len(result.artifacts.logs) == 3
+    # The master's stats history, as a local run reads it from Locust's CSV.
+    assert result.artifacts.history_csv is not None and result.artifacts.history_csv.exists()
+    assert max(p.users for p in result.history) == run.spec.users
+    totals = [p.total_requests for p in result.history]
+    assert totals == sorted(totals) and 0 < totals[-1] <= result.requests
+    # Each pod's CPU time, as reported by the process itself, over the request window.
+    for generator in result.generators:
+        assert generator.cpu_s is not None and generator.cpu_s > 0, generator
+        assert generator.busy is not None, generator
+    assert all(g.busy for g in workers), "a worker that sent requests used no CPU"
     assert run.namespace not in _namespaces(kube), "the run's namespace was not deleted"
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytest_meshcheck.errors import LoadError
+from pytest_meshcheck.load.cpu import CpuSample
 from pytest_meshcheck.load.locust_output import (
     account_from_report,
     exceptions_from_csv,
@@ -20,6 +21,7 @@ from pytest_meshcheck.load.locust_output import (
     percentile_ms,
     stats_from_csv,
     stats_from_json,
+    write_history_csv,
 )
 from pytest_meshcheck.load.results import FailureEvent, TimelineSecond
 from pytest_meshcheck.load.spec import report_plugin_path
@@ -277,3 +279,43 @@ print(json.dumps({{"events": plugin._failure_events[:2], "kept": len(plugin._fai
     assert first[:3] == [1000.0, "/x", "GET"]
     assert first[3].startswith("RuntimeError('boom xxx") and len(first[3]) == 300
     assert data["timeline"][0] == [1000, [1000, 1000]]
+
+
+# -- what a pod prints instead of files --------------------------------------------------------------
+
+
+def test_a_printed_history_reads_back_like_locusts_own_csv(tmp_path: Path) -> None:
+    recorded = (DATA / "recorded_stats_history.csv").read_text().splitlines()
+    columns = recorded[0].split(",")
+    percentiles = [43, 49, 54, 57, 70, 95, 300, 700, 900, 900, 900]
+    rows: list[list[object]] = [
+        [1795647029, 0, "", "Aggregated", 0.0, 0.0, *["N/A"] * 11, 0, 0, 0, 0.0, 0, 0, 0],
+        [1795647030, 5, "", "Aggregated", 25.5, 0.5, *percentiles, 26, 1, 43, 47.9, 4.1, 900.0, 4700.0],
+    ]
+    path = tmp_path / "locust_stats_history.csv"
+
+    assert write_history_csv({"history_columns": columns, "history": rows}, path, source="pod m")
+
+    assert history_from_csv(path) == history_from_csv(DATA / "recorded_stats_history.csv")[:2]
+    assert not write_history_csv({"generator": "w", "role": "worker"}, tmp_path / "none.csv", source="w")
+    assert not (tmp_path / "none.csv").exists()
+
+
+def test_a_printed_history_row_that_does_not_fit_its_columns_is_a_load_error(tmp_path: Path) -> None:
+    report = {"history_columns": ["Timestamp", "User Count"], "history": [[1, 2], [3]]}
+
+    with pytest.raises(LoadError, match="pod m"):
+        write_history_csv(report, tmp_path / "h.csv", source="pod m")
+
+
+def test_a_pods_own_cpu_samples_are_read_in_time_order() -> None:
+    report = {"generator": "w", "role": "worker", "cpu": [[12.0, 3.5], [10.0, 1.0], [11.0, 2.0]]}
+
+    account = account_from_report(report, source="w")
+
+    assert account.cpu == (
+        CpuSample(at=10.0, cpu_s=1.0),
+        CpuSample(at=11.0, cpu_s=2.0),
+        CpuSample(at=12.0, cpu_s=3.5),
+    )
+    assert final_account(DATA / "final-master.json").cpu is None

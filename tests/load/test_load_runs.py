@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -14,9 +15,24 @@ from pathlib import Path
 import pytest
 
 from pytest_meshcheck.errors import LoadError
+from pytest_meshcheck.load.command import OutputFiles, plan_processes
+from pytest_meshcheck.load.locust_output import (
+    account_from_report,
+    history_from_csv,
+    reports_in_log,
+    stats_from_entries,
+    write_history_csv,
+)
 from pytest_meshcheck.load.results import LoadResult
 from pytest_meshcheck.load.runner import LoadRun
-from pytest_meshcheck.load.spec import CLOSED_LOOP, CONSTANT_RATE, ENV_URLS, LoadSpec, shipped_locustfile
+from pytest_meshcheck.load.spec import (
+    CLOSED_LOOP,
+    CONSTANT_RATE,
+    ENV_REPORT_DIR,
+    ENV_URLS,
+    LoadSpec,
+    shipped_locustfile,
+)
 from tests.load.stopping import stopped_by_a_failing_check
 from tests.load.target import Target
 
@@ -187,6 +203,46 @@ def test_background_run_is_stopped_when_the_body_raises(target: Target, output_d
     result = stopped_by_a_failing_check(run, target, load_arrives_within_s=60)
 
     assert result.artifacts.html is not None
+
+
+def test_a_report_printed_to_the_log_carries_the_stats_history_and_the_cpu_time(
+    target: Target, output_dir: Path, tmp_path: Path
+) -> None:
+    """What a process prints when it has no report directory (a pod) holds what a local run's
+    harness reads from Locust's files and from watching the process."""
+    spec = _spec(target.url, output_dir, duration_s=3.0)
+    files = OutputFiles(directory=output_dir)
+    output_dir.mkdir(parents=True)
+    (plan,) = plan_processes(spec, files)
+    env = {key: value for key, value in plan.env.items() if key != ENV_REPORT_DIR}
+    # As in a pod, no --json-file: Locust clears its stats when it serializes them for that file.
+    at = plan.argv.index("--json-file")
+    argv = plan.argv[:at] + plan.argv[at + 2 :]
+    done = subprocess.run(
+        argv, env=env, cwd=output_dir, capture_output=True, text=True, timeout=120, check=True
+    )
+    (report,) = reports_in_log(done.stdout, source="standalone")
+    table = stats_from_entries(report["stats"], source="standalone")
+    assert table.total.requests == target.total > 0
+
+    with files.history_csv.open(newline="") as locusts_own:
+        assert report["history_columns"] == next(csv.reader(locusts_own))
+    printed = tmp_path / "printed_stats_history.csv"
+    assert write_history_csv(report, printed, source="standalone")
+    history = history_from_csv(printed)
+    assert len(history) >= spec.run_time_s
+    assert [p.at for p in history] == sorted(p.at for p in history)
+    totals = [p.total_requests for p in history]
+    assert totals == sorted(totals) and 0 < totals[-1] <= table.total.requests
+    assert max(p.users for p in history) == spec.users
+    assert any(p.p50_ms for p in history) and all(p.rps >= 0 for p in history)
+
+    account = account_from_report(report, source="standalone")
+    assert account.cpu is not None
+    times, cpu = [s.at for s in account.cpu], [s.cpu_s for s in account.cpu]
+    assert times == sorted(times) and cpu == sorted(cpu) and cpu[-1] > 0
+    assert table.first_at is not None and table.last_at is not None
+    assert times[0] <= table.first_at and table.last_at <= times[-1]
 
 
 def test_bookinfo_locustfile_validates_what_the_gateway_returns(target: Target, output_dir: Path) -> None:

@@ -21,6 +21,18 @@ def _load_result(reports: Path) -> dict[str, Any]:
     raise AssertionError(f"no Locust result among the attachments in {reports}")
 
 
+def _attachment_names(reports: Path) -> set[str]:
+    def names(node: dict[str, Any]) -> set[str]:
+        found = {str(a["name"]) for a in node.get("attachments") or []}
+        for step in node.get("steps") or []:
+            found |= names(step)
+        return found
+
+    return set().union(
+        *(names(json.loads(path.read_text())) for path in (reports / "allure-results").glob("*-result.json"))
+    )
+
+
 def test_in_cluster_load_passes_and_aggregates_the_sum_of_its_workers(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess(
         "--meshcheck",
@@ -47,4 +59,8 @@ def test_in_cluster_load_passes_and_aggregates_the_sum_of_its_workers(pytester: 
     assert load["requests"] == sum(g["requests_made"] for g in workers) > 0
     assert load["aggregation_complete"] is True
     assert sum(row[1] for row in load["timeline"]) == load["requests"]
+    # The master's stats history and every pod's CPU use came through the logs too.
+    assert load["history"] and 0 < load["history"][-1]["total_requests"] <= load["requests"]
+    assert all(g["busy"] is not None for g in load["generators"])
+    assert "load: latency percentiles" in _attachment_names(reports)
     assert load["target_url"].startswith("http://istio-ingressgateway.istio-system.svc.cluster.local")
