@@ -13,6 +13,7 @@ import contextlib
 import http
 import selectors
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -26,6 +27,8 @@ MAX_HEAD_BYTES = 64 * 1024
 MAX_BODY_BYTES = 16 * 1024 * 1024
 #: How long ``stop`` waits for one connection thread (a handler may be inside a slow call).
 JOIN_TIMEOUT = 10.0
+#: How long a TLS client may take over its handshake before the connection is dropped.
+HANDSHAKE_TIMEOUT = 10.0
 
 
 class ProtocolError(Exception):
@@ -241,10 +244,14 @@ class HttpServer:
         *,
         name: str = "http",
         access_log: AccessLog | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.ip = ip
         self.port = port
         self._handler = handler
+        #: Server-side TLS for every connection (istiod's webhook and CA ports); the handshake runs
+        #: on the connection's thread, so a slow client never holds up accepting the next one.
+        self._tls = tls
         self._name = name
         self._access_log = access_log
         self._stopping = threading.Event()
@@ -351,6 +358,11 @@ class HttpServer:
         thread.start()
 
     def _serve_connection(self, conn: socket.socket, address: tuple[str, int]) -> None:
+        if self._tls is not None:
+            wrapped = self._handshake(conn)
+            if wrapped is None:
+                return
+            conn = wrapped
         try:
             with conn, conn.makefile("rb") as reader:
                 while not self._stopping.is_set():
@@ -361,6 +373,29 @@ class HttpServer:
         finally:
             with self._lock:
                 self._connections.pop(conn, None)
+
+    def _handshake(self, conn: socket.socket) -> socket.socket | None:
+        """The TLS side of ``conn``, tracked in its place so ``stop`` can still shut it down;
+        ``None`` (and the connection closed) when the client fails the handshake."""
+        assert self._tls is not None
+        thread = threading.current_thread()
+        with self._lock:
+            self._connections.pop(conn, None)
+            if self._stopping.is_set():
+                conn.close()
+                return None
+            wrapped = self._tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+            self._connections[wrapped] = thread
+        try:
+            wrapped.settimeout(HANDSHAKE_TIMEOUT)
+            wrapped.do_handshake()
+            wrapped.settimeout(None)
+        except (OSError, ValueError):
+            with self._lock:
+                self._connections.pop(wrapped, None)
+            wrapped.close()
+            return None
+        return wrapped
 
     def _serve_one(self, conn: socket.socket, reader: BinaryIO, address: tuple[str, int]) -> bool:
         """Serve one request; ``False`` when the connection must close."""

@@ -13,12 +13,11 @@ import json
 import socket
 import threading
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from pytest_meshcheck.lab.httpserve import HttpServer, Request, Response
 from pytest_meshcheck.lab.mesh.httpio import Connection, ProtocolError, read_response
 from pytest_meshcheck.lab.mesh.injector import ENVOY_PROM_PORT, HEALTH_PORT, STATUS_PORT
-from pytest_meshcheck.lab.mesh.netio import SHUTDOWN_POLL_SECONDS, shutdown_servers
 
 if TYPE_CHECKING:
     from pytest_meshcheck.lab.mesh.proxy import ProxyAgent
@@ -32,7 +31,7 @@ class AgentPorts:
 
     def __init__(self, agent: ProxyAgent) -> None:
         self.agent = agent
-        self._servers: list[ThreadingHTTPServer] = []
+        self._servers: list[HttpServer] = []
 
     def start(self) -> None:
         ctx = self.agent.ctx
@@ -42,55 +41,26 @@ class AgentPorts:
         self._serve_http((ctx.local_ip, ADMIN_PORT), self._admin_routes())
 
     def stop(self) -> None:
-        shutdown_servers(self._servers)
+        for server in self._servers:
+            server.stop()
         self._servers = []
 
     def _serve_http(self, address: tuple[str, int], routes: Mapping[str, Route]) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        def handle(request: Request) -> Response:
+            path = request.path
+            route = routes.get(path)
+            if route is None:
+                route = next((routes[p] for p in routes if p.endswith("/") and path.startswith(p)), None)
+            if route is None:
+                status, body, ctype = 404, "not found\n", "text/plain"
+            else:
+                status, body, ctype = route(request.method, request.target)
+            return Response(status=status, headers=[("content-type", ctype)], body=body.encode())
 
-            def _dispatch(self, method: str) -> None:
-                path = self.path.split("?", 1)[0]
-                handler = routes.get(path)
-                if handler is None:
-                    prefixed = [p for p in routes if p.endswith("/") and path.startswith(p)]
-                    handler = routes[prefixed[0]] if prefixed else None
-                if handler is None:
-                    status, body, ctype = 404, "not found\n", "text/plain"
-                else:
-                    status, body, ctype = handler(method, self.path)
-                data = body.encode()
-                self.send_response(status)
-                self.send_header("content-type", ctype)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                if method != "HEAD":
-                    self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                self._dispatch("GET")
-
-            def do_HEAD(self) -> None:
-                self._dispatch("HEAD")
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", "0") or 0)
-                if length:
-                    self.rfile.read(length)
-                self._dispatch("POST")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                del format, args
-
-        server = ThreadingHTTPServer(address, Handler)
-        server.daemon_threads = True
-        thread = threading.Thread(
-            target=server.serve_forever,
-            args=(SHUTDOWN_POLL_SECONDS,),
-            name=f"agent-http-{address[1]}",
-            daemon=True,
-        )
-        thread.start()
+        # the lab's server, not http.server's: stopping it closes the connections scrapers and
+        # probes keep alive, as a pod's end does, so nobody is answered by a proxy that is gone
+        server = HttpServer(address[0], address[1], handle, name=f"agent-{address[1]}")
+        server.start()
         self._servers.append(server)
 
     def _ready_route(self, method: str, path: str) -> tuple[int, str, str]:

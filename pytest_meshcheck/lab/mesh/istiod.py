@@ -23,12 +23,12 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
 from pytest_meshcheck.lab.contract import WorkloadContext
+from pytest_meshcheck.lab.httpserve import HttpServer, Request, Response
 from pytest_meshcheck.lab.mesh.ca import MeshCA
 from pytest_meshcheck.lab.mesh.config import (
     CONFIG_KINDS,
@@ -47,7 +47,6 @@ from pytest_meshcheck.lab.mesh.injector import (
     revision_name,
     webhook_configuration_name,
 )
-from pytest_meshcheck.lab.mesh.netio import SHUTDOWN_POLL_SECONDS, shutdown_servers
 from pytest_meshcheck.lab.mesh.sources import (
     STORE_SERVICE,
     FaultSource,
@@ -125,7 +124,7 @@ class Istiod:
         self._changed = threading.Condition()
         self._proxies: dict[str, dict[str, Any]] = {}
         self._stop = threading.Event()
-        self._servers: list[ThreadingHTTPServer] = []
+        self._servers: list[HttpServer] = []
         self._threads: list[threading.Thread] = []
         self._watch: Any = None
         self._serving_key_path = ""
@@ -201,7 +200,8 @@ class Istiod:
                 self._watch.close()
         with self._changed:
             self._changed.notify_all()
-        shutdown_servers(self._servers)
+        for server in self._servers:
+            server.stop()
         for thread in self._threads:
             thread.join(timeout=5)
 
@@ -378,46 +378,21 @@ class Istiod:
         routes: Mapping[str, Callable[[str, str, bytes], tuple[int, bytes, str]]],
         tls: ssl.SSLContext | None,
     ) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        def handle(request: Request) -> Response:
+            path = request.path
+            route = routes.get(path)
+            if route is None:
+                route = next((h for p, h in routes.items() if path.startswith(p + "/")), None)
+            if route is None:
+                status, data, ctype = 404, b"404 page not found\n", "text/plain"
+            else:
+                status, data, ctype = route(request.method, request.target, request.body)
+            return Response(status=status, headers=[("content-type", ctype)], body=data)
 
-            def _dispatch(self, method: str) -> None:
-                length = int(self.headers.get("content-length", "0") or 0)
-                body = self.rfile.read(length) if length else b""
-                path = self.path.split("?", 1)[0]
-                handler = routes.get(path)
-                if handler is None:
-                    handler = next((h for p, h in routes.items() if path.startswith(p + "/")), None)
-                if handler is None:
-                    status, data, ctype = 404, b"404 page not found\n", "text/plain"
-                else:
-                    status, data, ctype = handler(method, self.path, body)
-                self.send_response(status)
-                self.send_header("content-type", ctype)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                self._dispatch("GET")
-
-            def do_POST(self) -> None:
-                self._dispatch("POST")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                del format, args
-
-        server = ThreadingHTTPServer(address, Handler)
-        server.daemon_threads = True
-        if tls is not None:
-            server.socket = tls.wrap_socket(server.socket, server_side=True)
-        thread = threading.Thread(
-            target=server.serve_forever,
-            args=(SHUTDOWN_POLL_SECONDS,),
-            name=f"istiod-{address[1]}",
-            daemon=True,
-        )
-        thread.start()
+        # stopping the lab's server closes kept-alive connections too: a proxy's long poll or a
+        # scrape never reaches an istiod that is gone (or whoever gets its IP next)
+        server = HttpServer(address[0], address[1], handle, name=f"istiod-{address[1]}", tls=tls)
+        server.start()
         self._servers.append(server)
 
     def _api_routes(self) -> dict[str, Callable[[str, str, bytes], tuple[int, bytes, str]]]:

@@ -9,7 +9,6 @@ import ssl
 import struct
 import threading
 from collections.abc import Callable
-from typing import Any
 
 #: Envoy's default idle timeout for connections (1 h): an idle connection, or an upstream that
 #: never answers, is closed then rather than holding a thread forever.
@@ -130,19 +129,3 @@ def relay(
                     if isinstance(dst, ssl.SSLSocket) or isinstance(src, ssl.SSLSocket):
                         open_ends.clear()
     return counts[id(a)], counts[id(b)]
-
-
-#: How often an idle ``socketserver`` checks for shutdown: a pod's HTTP ports close within this.
-SHUTDOWN_POLL_SECONDS = 0.1
-
-
-def shutdown_servers(servers: list[Any]) -> None:
-    """Stop several ``socketserver`` servers at once (each ``shutdown`` waits out a poll interval)."""
-    threads = [threading.Thread(target=server.shutdown, daemon=True) for server in servers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=5)
-    for server in servers:
-        with contextlib.suppress(OSError):
-            server.server_close()

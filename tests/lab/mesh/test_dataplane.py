@@ -13,6 +13,7 @@ from meshlab_env import MeshLab, PodHandle, http_exchange, mesh_get, plain_get
 from meshlab_fakes import iter_metric_lines
 from meshlab_objects import istio, peer_auth
 
+from pytest_meshcheck.lab.mesh.httpio import ProtocolError
 from pytest_meshcheck.lab.mesh.telemetry import IstioMetrics
 
 SLEEP = "spiffe://cluster.local/ns/apps/sa/sleep"
@@ -359,3 +360,24 @@ def test_healthy_shutdown_drains_and_upgrade_drops_resets(lab: MeshLab) -> None:
                 plain_get(server.ip, 8000)
         lab.pods.remove(server)
         server.app.close()
+
+
+def test_a_stopped_proxy_closes_the_connections_a_scraper_kept_alive(lab: MeshLab) -> None:
+    """A pod that is gone must not go on answering on a kept-alive connection: Prometheus keeps
+    its scrape connections open, and the next pod given the same IP would otherwise have the dead
+    pod's metrics scraped under its own name."""
+    server = lab.add_pod("scraped-a", {"app": "scraped"})
+    kept: dict[int, socket.socket] = {}
+    try:
+        for port in (15020, 15090, 15021):
+            kept[port] = socket.create_connection((server.ip, port), timeout=10)
+            path = "/healthz/ready" if port == 15021 else "/stats/prometheus"
+            assert http_exchange(kept[port], path, f"{server.ip}:{port}").status == 200
+        server.proxy.stop()
+        for port, sock in kept.items():
+            path = "/healthz/ready" if port == 15021 else "/stats/prometheus"
+            with pytest.raises((OSError, ProtocolError)):
+                http_exchange(sock, path, f"{server.ip}:{port}")
+    finally:
+        for sock in kept.values():
+            sock.close()
