@@ -48,11 +48,12 @@ from pytest_meshcheck.checks.prometheus import PrometheusClient
 from pytest_meshcheck.errors import CheckFailed
 from pytest_meshcheck.install.addons import scrape_interval
 from pytest_meshcheck.install.bookinfo import AppInstall
-from pytest_meshcheck.install.istio import MeshInstall
+from pytest_meshcheck.install.plan import mesh_from
 from pytest_meshcheck.kube.client import Kube
 from pytest_meshcheck.load.start import gateway_service_url
 from pytest_meshcheck.providers.base import ClusterHandle
 from pytest_meshcheck.report import attach_evidence, record_benchmark_result, reports_dir
+from pytest_meshcheck.session import SESSION_PLUGIN_NAME, MeshcheckSession
 from pytest_meshcheck.settings import Settings, parse_duration
 
 pytestmark = pytest.mark.meshcheck_benchmark
@@ -72,18 +73,23 @@ def benchmark_baseline(meshcheck_settings: Settings) -> BenchmarkRecord | None:
 
 @pytest.fixture(scope="session")
 def benchmark_environment(
+    pytestconfig: pytest.Config,
     meshcheck_settings: Settings,
     meshcheck_cluster: ClusterHandle,
     meshcheck_kube: Kube,
-    meshcheck_mesh: MeshInstall,
 ) -> dict[str, str]:
-    """What the numbers depend on besides the mesh, saved with them and compared."""
+    """What the numbers depend on besides the mesh, saved with them and compared. The mesh is
+    read from the run's record, not from ``meshcheck_mesh``: the upgrade gate runs before this
+    suite, and the numbers belong to the version it upgraded to."""
+    session = pytestconfig.pluginmanager.get_plugin(SESSION_PLUGIN_NAME)
+    assert isinstance(session, MeshcheckSession), "the meshcheck fixtures above imply its session"
+    mesh = mesh_from(session.layer("mesh"))
     return environment(
         cluster=meshcheck_settings.cluster,
         provider=meshcheck_cluster.provider,
         kubernetes_version=meshcheck_kube.server_version(),
-        istio_version=meshcheck_mesh.version,
-        istio_revision=meshcheck_mesh.revision,
+        istio_version=mesh.version,
+        istio_revision=mesh.revision,
         lab_faults=meshcheck_settings.lab_faults,
         load_generator=describe_generator(meshcheck_settings),
     )

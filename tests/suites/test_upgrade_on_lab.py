@@ -4,6 +4,7 @@ failed requests blamed on the step that dropped them."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -46,11 +47,24 @@ def test_canary_upgrade_through_a_revision_tag_passes(pytester: pytest.Pytester)
     assert upgrade["checks"]["old revision removed"] == "pass"
 
 
-def test_in_place_upgrade_passes(pytester: pytest.Pytester) -> None:
-    code, summary = upgrade_run(pytester, "--meshcheck-upgrade-strategy=in-place")
+def test_in_place_upgrade_passes_and_the_benchmark_after_it_measures_the_new_version(
+    pytester: pytest.Pytester,
+) -> None:
+    code, summary = run_gate(
+        pytester,
+        *UPGRADE,
+        "--meshcheck-upgrade-strategy=in-place",
+        "--meshcheck-benchmark-save=after",
+        "--meshcheck-benchmark-duration=6s",
+        "--meshcheck-benchmark-warmup=2s",
+        suites=("upgrade", "benchmark"),
+    )
+    del summary["suites"]["benchmark"]  # judged below, from its record
     upgrade = assert_passed_within_budget(code, summary, "in-place")
     assert upgrade["to_revision"] == "default"
     assert "remove old revision" not in upgrade["phase_seconds"]
+    saved = json.loads((pytester.path / "reports" / "benchmarks" / "after.json").read_text())
+    assert (saved["environment"]["istio_version"], saved["environment"]["istio_revision"]) == (TO, "default")
 
 
 def test_dropped_requests_fail_the_gate_and_are_blamed_on_a_step(pytester: pytest.Pytester) -> None:
