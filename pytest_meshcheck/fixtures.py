@@ -58,7 +58,9 @@ def meshcheck_kube(meshcheck_cluster: ClusterHandle) -> Iterator[Kube]:
 
 @pytest.fixture(scope="session")
 def meshcheck_mesh(pytestconfig: pytest.Config) -> MeshInstall:
-    """Istio as installed for this run (installed once, or reused): version, revision, method."""
+    """Istio as installed for this run (installed once, or reused): version, revision, method.
+
+    Fixed when first used: after the upgrade gate, the cluster runs the target version."""
     from pytest_meshcheck.install.plan import mesh_from
 
     return mesh_from(_session(pytestconfig, "meshcheck_mesh").layer("mesh"))
