@@ -1,4 +1,4 @@
-"""A small threaded HTTP/1.1 server, and the message framing it shares with the lab's HTTP clients.
+"""A small threaded HTTP/1.1 server (its message framing is ``httpframing``, shared with the proxies).
 
 The lab's workloads (Bookinfo, httpbin, and the sidecar proxy's listeners) must behave like real
 servers to real clients: keep-alive, Content-Length and chunked bodies, HEAD without a body, and a
@@ -10,75 +10,31 @@ connection, every socket tracked so ``stop`` can shut it down and join its threa
 from __future__ import annotations
 
 import contextlib
-import http
 import selectors
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
-#: Heads larger than this are refused (431), as servers do to keep memory bounded.
-MAX_HEAD_BYTES = 64 * 1024
-#: Bodies larger than this are refused (413).
-MAX_BODY_BYTES = 16 * 1024 * 1024
+from pytest_meshcheck.lab.httpframing import (
+    Headers,
+    ProtocolError,
+    encode_head,
+    read_body,
+    read_request_head,
+    reason_phrase,
+    status_has_body,
+    wants_keep_alive,
+)
+
 #: How long ``stop`` waits for one connection thread (a handler may be inside a slow call).
 JOIN_TIMEOUT = 10.0
 #: How long a TLS client may take over its handshake before the connection is dropped.
 HANDSHAKE_TIMEOUT = 10.0
-
-
-class ProtocolError(Exception):
-    """The peer sent something that is not HTTP/1.x; ``status`` is what a server answers."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class Headers:
-    """An ordered, case-insensitive multi-map, because HTTP allows repeated fields and clients
-    (httpbin's ``/headers``, XFCC checks) care about the order and spelling they were sent in."""
-
-    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: list[tuple[str, str]] = [(name, value) for name, value in items]
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        wanted = name.lower()
-        for key, value in self._items:
-            if key.lower() == wanted:
-                return value
-        return default
-
-    def get_all(self, name: str) -> list[str]:
-        wanted = name.lower()
-        return [value for key, value in self._items if key.lower() == wanted]
-
-    def add(self, name: str, value: str) -> None:
-        self._items.append((name, value))
-
-    def set(self, name: str, value: str) -> None:
-        self.remove(name)
-        self._items.append((name, value))
-
-    def remove(self, name: str) -> None:
-        wanted = name.lower()
-        self._items = [(key, value) for key, value in self._items if key.lower() != wanted]
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.get(name) is not None
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(list(self._items))
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def copy(self) -> Headers:
-        return Headers(self._items)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,115 +78,21 @@ Handler = Callable[[Request], Response]
 AccessLog = Callable[[Request, Response], None]
 
 
-def reason_phrase(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
-
-
-def read_head(reader: BinaryIO) -> list[str] | None:
-    """The start line and header lines of one message; ``None`` on a clean end of stream."""
-    lines: list[str] = []
-    size = 0
-    while True:
-        line = reader.readline(MAX_HEAD_BYTES + 1)
-        if not line:
-            if lines:
-                raise ProtocolError("connection closed inside the message head")
-            return None
-        size += len(line)
-        if size > MAX_HEAD_BYTES:
-            raise ProtocolError("message head too large", 431)
-        if line in (b"\r\n", b"\n"):
-            if not lines:
-                continue  # tolerated empty lines before a request (RFC 9112 section 2.2)
-            return lines
-        lines.append(line.decode("latin-1").rstrip("\r\n"))
-
-
-def parse_header_lines(lines: list[str]) -> Headers:
-    headers = Headers()
-    for line in lines:
-        name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip():
-            raise ProtocolError(f"malformed header line: {line[:60]!r}")
-        headers.add(name, value.strip())
-    return headers
-
-
-def read_body(reader: BinaryIO, headers: Headers, *, until_close: bool) -> bytes:
-    """The body that follows a head: chunked, Content-Length, or (responses only) up to EOF."""
-    encoding = (headers.get("Transfer-Encoding") or "").lower()
-    if "chunked" in encoding:
-        return _read_chunked(reader)
-    length_text = headers.get("Content-Length")
-    if length_text is not None:
-        try:
-            length = int(length_text)
-        except ValueError:
-            raise ProtocolError("invalid Content-Length") from None
-        if length < 0:
-            raise ProtocolError("invalid Content-Length")
-        if length > MAX_BODY_BYTES:
-            raise ProtocolError("body too large", 413)
-        data = reader.read(length)
-        if len(data) < length:
-            raise ProtocolError("connection closed inside the body")
-        return data
-    if until_close:
-        return reader.read(MAX_BODY_BYTES)
-    return b""
-
-
-def _read_chunked(reader: BinaryIO) -> bytes:
-    parts: list[bytes] = []
-    total = 0
-    while True:
-        size_line = reader.readline(1024)
-        if not size_line:
-            raise ProtocolError("connection closed inside a chunked body")
-        try:
-            size = int(size_line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise ProtocolError("invalid chunk size") from None
-        if size == 0:
-            while reader.readline(MAX_HEAD_BYTES) not in (b"\r\n", b"\n", b""):
-                pass  # trailers are read and dropped
-            return b"".join(parts)
-        total += size
-        if total > MAX_BODY_BYTES:
-            raise ProtocolError("body too large", 413)
-        chunk = reader.read(size)
-        if len(chunk) < size:
-            raise ProtocolError("connection closed inside a chunk")
-        parts.append(chunk)
-        reader.readline(16)
-
-
 def encode_response(response: Response, *, head_only: bool, keep_alive: bool) -> bytes:
     reason = response.reason or reason_phrase(response.status)
-    lines = [f"HTTP/1.1 {response.status} {reason}"]
-    names = {name.lower() for name, _ in response.headers}
-    lines.extend(f"{name}: {value}" for name, value in response.headers)
-    bodiless = response.status < 200 or response.status in (204, 304)
-    if not bodiless and "content-length" not in names:
-        lines.append(f"Content-Length: {len(response.body)}")
+    headers = list(response.headers)
+    names = {name.lower() for name, _ in headers}
+    has_body = status_has_body(response.status)
+    if has_body and "content-length" not in names:
+        headers.append(("Content-Length", str(len(response.body))))
     if "date" not in names:
-        lines.append("Date: " + time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()))
+        headers.append(("Date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())))
     if not keep_alive:
-        lines.append("Connection: close")
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    if head_only or bodiless:
+        headers.append(("Connection", "close"))
+    head = encode_head(f"HTTP/1.1 {response.status} {reason}", headers)
+    if head_only or not has_body:
         return head
     return head + response.body
-
-
-def wants_keep_alive(version: str, headers: Headers) -> bool:
-    tokens = {token.strip().lower() for token in (headers.get("Connection") or "").split(",")}
-    if version == "HTTP/1.0":
-        return "keep-alive" in tokens
-    return "close" not in tokens
 
 
 class HttpServer:
@@ -400,11 +262,10 @@ class HttpServer:
     def _serve_one(self, conn: socket.socket, reader: BinaryIO, address: tuple[str, int]) -> bool:
         """Serve one request; ``False`` when the connection must close."""
         try:
-            head = read_head(reader)
+            head = read_request_head(reader)
             if head is None:
                 return False
-            method, target, version = _parse_request_line(head[0])
-            headers = parse_header_lines(head[1:])
+            method, target, version, headers = head
             if version == "HTTP/1.1" and (headers.get("Expect") or "").lower() == "100-continue":
                 conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
             body = read_body(reader, headers, until_close=False)
@@ -448,13 +309,6 @@ class HttpServer:
 def _shutdown(conn: socket.socket) -> None:
     with contextlib.suppress(OSError):
         conn.shutdown(socket.SHUT_RDWR)
-
-
-def _parse_request_line(line: str) -> tuple[str, str, str]:
-    parts = line.split(" ")
-    if len(parts) != 3 or not parts[0].isalpha() or not parts[2].startswith("HTTP/1."):
-        raise ProtocolError(f"malformed request line: {line[:60]!r}")
-    return parts[0], parts[1], parts[2]
 
 
 def common_log_line(request: Request, response: Response) -> str:

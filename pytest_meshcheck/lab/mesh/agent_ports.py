@@ -15,8 +15,9 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from pytest_meshcheck.lab.httpframing import ProtocolError
 from pytest_meshcheck.lab.httpserve import HttpServer, Request, Response
-from pytest_meshcheck.lab.mesh.httpio import Connection, ProtocolError, read_response
+from pytest_meshcheck.lab.mesh.httpio import Connection, read_response
 from pytest_meshcheck.lab.mesh.injector import ENVOY_PROM_PORT, HEALTH_PORT, STATUS_PORT
 
 if TYPE_CHECKING:

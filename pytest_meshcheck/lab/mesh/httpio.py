@@ -1,8 +1,10 @@
-"""HTTP/1.1 message framing for the proxies: read, edit and re-send requests and responses.
+"""The proxies' side of HTTP/1.1: a sniffable connection, and requests and responses to edit and re-send.
 
 The proxies must understand HTTP to route per request, add headers and count bytes, but they must
 not change what apps see beyond what Envoy changes. Messages are read whole (bodies de-chunked and
 re-sent with Content-Length), which is all the lab's apps need and keeps keep-alive handling simple.
+The framing itself (heads, bodies, limits, ``ProtocolError``) is the lab's one copy in
+``httpframing``, the same the workloads' server uses.
 """
 
 from __future__ import annotations
@@ -12,9 +14,19 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 
-MAX_LINE = 65536
-MAX_HEADERS = 200
-MAX_BODY = 64 * 1024 * 1024
+from pytest_meshcheck.lab.httpframing import (
+    Headers,
+    ProtocolError,
+    encode_head,
+    ends_at_close,
+    read_body,
+    read_request_head,
+    read_response_head,
+    reason_phrase,
+    response_has_body,
+    wants_keep_alive,
+)
+
 HTTP_METHODS = (
     b"GET ",
     b"POST ",
@@ -27,23 +39,6 @@ HTTP_METHODS = (
     b"TRACE ",
 )
 
-REASONS = {
-    200: "OK",
-    204: "No Content",
-    302: "Found",
-    400: "Bad Request",
-    403: "Forbidden",
-    404: "Not Found",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
-
-
-class ProtocolError(Exception):
-    """The peer sent something that is not HTTP/1.x."""
-
 
 class Connection:
     """A socket (plain or TLS) with a read buffer, so bytes read while sniffing are not lost."""
@@ -54,13 +49,15 @@ class Connection:
         self.bytes_read = 0
         self.bytes_written = 0
 
-    def _fill(self) -> bool:
+    def _recv(self) -> bytes:
         chunk = self.sock.recv(65536)
-        if not chunk:
-            return False
         self.bytes_read += len(chunk)
+        return chunk
+
+    def _fill(self) -> bool:
+        chunk = self._recv()
         self.buffer += chunk
-        return True
+        return bool(chunk)
 
     def peek(self, size: int) -> bytes:
         """At least ``size`` bytes if the peer sends them, without consuming them."""
@@ -68,37 +65,34 @@ class Connection:
             pass
         return self.buffer[:size]
 
-    def read_line(self) -> bytes | None:
-        while b"\n" not in self.buffer:
-            if len(self.buffer) > MAX_LINE:
-                raise ProtocolError("line too long")
+    def readline(self, size: int = -1, /) -> bytes:
+        """Up to and including the next ``\\n``, at most ``size`` bytes; short only at EOF."""
+        while b"\n" not in self.buffer and not 0 <= size <= len(self.buffer):
             if not self._fill():
-                if self.buffer:
-                    raise ProtocolError("connection closed mid-line")
-                return None
-        line, _, self.buffer = self.buffer.partition(b"\n")
-        return line.rstrip(b"\r")
+                break
+        end = self.buffer.find(b"\n") + 1 or len(self.buffer)
+        if size >= 0:
+            end = min(end, size)
+        line, self.buffer = self.buffer[:end], self.buffer[end:]
+        return line
 
-    def read_exact(self, size: int) -> bytes:
-        while len(self.buffer) < size:
-            if not self._fill():
-                raise ProtocolError("connection closed mid-body")
-        data, self.buffer = self.buffer[:size], self.buffer[size:]
-        return data
-
-    def read_to_close(self) -> bytes:
-        while self._fill():
-            if len(self.buffer) > MAX_BODY:
-                raise ProtocolError("body too large")
-        data, self.buffer = self.buffer, b""
-        return data
-
-    def recv_some(self) -> bytes:
-        if self.buffer:
-            data, self.buffer = self.buffer, b""
-            return data
-        data = self.sock.recv(65536)
-        self.bytes_read += len(data)
+    def read(self, size: int = -1, /) -> bytes:
+        """``size`` bytes (all of them up to EOF when negative); short only at EOF."""
+        parts, have = [self.buffer], len(self.buffer)
+        self.buffer = b""
+        try:
+            while size < 0 or have < size:
+                chunk = self._recv()
+                if not chunk:
+                    break
+                parts.append(chunk)
+                have += len(chunk)
+        except BaseException:
+            self.buffer = b"".join(parts)  # a timeout loses nothing already received
+            raise
+        data = b"".join(parts)
+        if 0 <= size < len(data):
+            data, self.buffer = data[:size], data[size:]
         return data
 
     def send(self, data: bytes) -> None:
@@ -112,23 +106,17 @@ class Connection:
 
 @dataclass
 class Message:
-    headers: list[tuple[str, str]] = field(default_factory=list)
+    headers: Headers = field(default_factory=Headers)
     body: bytes = b""
 
     def header(self, name: str) -> str | None:
-        lowered = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lowered:
-                return value
-        return None
+        return self.headers.get(name)
 
     def remove_header(self, name: str) -> None:
-        lowered = name.lower()
-        self.headers = [(k, v) for k, v in self.headers if k.lower() != lowered]
+        self.headers.remove(name)
 
     def set_header(self, name: str, value: str) -> None:
-        self.remove_header(name)
-        self.headers.append((name, value))
+        self.headers.set(name, value)
 
     def _framed_headers(self) -> list[tuple[str, str]]:
         headers = [
@@ -149,16 +137,12 @@ class Request(Message):
 
     @property
     def keep_alive(self) -> bool:
-        connection = (self.header("connection") or "").lower()
-        if self.version == "HTTP/1.0":
-            return "keep-alive" in connection
-        return "close" not in connection
+        return wants_keep_alive(self.version, self.headers)
 
     def encode(self) -> bytes:
-        head = [f"{self.method} {self.target} {self.version}"]
-        headers = self.headers if self.method in ("GET", "HEAD") and not self.body else self._framed_headers()
-        head += [f"{k}: {v}" for k, v in headers]
-        return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + self.body
+        bare = self.method in ("GET", "HEAD") and not self.body
+        headers = list(self.headers) if bare else self._framed_headers()
+        return encode_head(f"{self.method} {self.target} {self.version}", headers) + self.body
 
 
 @dataclass
@@ -171,18 +155,11 @@ class Response(Message):
 
     @property
     def keep_alive(self) -> bool:
-        if self.closes:
-            return False
-        connection = (self.header("connection") or "").lower()
-        if self.version == "HTTP/1.0":
-            return "keep-alive" in connection
-        return "close" not in connection
+        return not self.closes and wants_keep_alive(self.version, self.headers)
 
     def encode(self, *, head_only: bool = False) -> bytes:
-        head = [f"{self.version} {self.status} {self.reason}"]
-        headers = self._framed_headers()
-        head += [f"{k}: {v}" for k, v in headers]
-        return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (b"" if head_only else self.body)
+        head = encode_head(f"{self.version} {self.status} {self.reason}", self._framed_headers())
+        return head + (b"" if head_only else self.body)
 
 
 def looks_like_http(first_bytes: bytes) -> bool:
@@ -192,96 +169,44 @@ def looks_like_http(first_bytes: bytes) -> bool:
     return any(m.startswith(first_bytes) or first_bytes.startswith(m) for m in HTTP_METHODS)
 
 
-def _read_headers(conn: Connection) -> list[tuple[str, str]]:
-    headers: list[tuple[str, str]] = []
-    while True:
-        line = conn.read_line()
-        if line is None:
-            raise ProtocolError("connection closed in headers")
-        if not line:
-            return headers
-        if len(headers) >= MAX_HEADERS:
-            raise ProtocolError("too many headers")
-        name, sep, value = line.decode("latin-1").partition(":")
-        if not sep:
-            raise ProtocolError("malformed header")
-        headers.append((name.strip(), value.strip()))
-
-
-def _read_chunked(conn: Connection) -> bytes:
-    body = b""
-    while True:
-        size_line = conn.read_line()
-        if size_line is None:
-            raise ProtocolError("connection closed in chunked body")
-        size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-        if size == 0:
-            while True:  # trailers
-                trailer = conn.read_line()
-                if not trailer:
-                    return body
-        body += conn.read_exact(size)
-        if len(body) > MAX_BODY:
-            raise ProtocolError("body too large")
-        conn.read_exact(2)
-
-
-def _read_body(conn: Connection, message: Message, *, until_close: bool) -> tuple[bytes, bool]:
-    encoding = (message.header("transfer-encoding") or "").lower()
-    if "chunked" in encoding:
-        return _read_chunked(conn), False
-    length = message.header("content-length")
-    if length is not None:
-        size = int(length)
-        if size < 0 or size > MAX_BODY:
-            raise ProtocolError("bad content-length")
-        return conn.read_exact(size), False
-    if until_close:
-        return conn.read_to_close(), True
-    return b"", False
-
-
 def read_request(conn: Connection) -> Request | None:
-    """The next request, or None when the peer closed the connection between requests."""
-    line = conn.read_line()
-    while line == b"":
-        line = conn.read_line()
-    if line is None:
-        return None
-    parts = line.decode("latin-1").split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-        raise ProtocolError(f"bad request line {line[:80]!r}")
-    request = Request(method=parts[0], target=parts[1], version=parts[2])
-    request.headers = _read_headers(conn)
-    if (request.header("expect") or "").lower() == "100-continue":
-        # answer for the upstream, as Envoy does, so clients like curl send the body at once
-        request.remove_header("expect")
-        if request.header("content-length") not in (None, "0") or request.header("transfer-encoding"):
-            conn.send(b"HTTP/1.1 100 Continue\r\n\r\n")
-    request.body, _ = _read_body(conn, request, until_close=False)
+    """The next request, or None when the peer closed the connection between requests. A request
+    that is not HTTP/1.x, or too large, is answered with the error's status (as Envoy answers a
+    codec error) before the ``ProtocolError`` is raised."""
+    try:
+        head = read_request_head(conn)
+        if head is None:
+            return None
+        method, target, version, headers = head
+        request = Request(method=method, target=target, version=version, headers=headers)
+        if (request.header("expect") or "").lower() == "100-continue":
+            # answer for the upstream, as Envoy does, so clients like curl send the body at once
+            request.remove_header("expect")
+            if request.header("content-length") not in (None, "0") or request.header("transfer-encoding"):
+                conn.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.body = read_body(conn, request.headers, until_close=False)
+    except ProtocolError as error:
+        refusal = simple_response(error.status, f"{error}\n")
+        refusal.set_header("connection", "close")
+        with contextlib.suppress(OSError):
+            conn.send(refusal.encode())
+        raise
     return request
 
 
 def read_response(conn: Connection, request_method: str = "GET") -> Response:
-    line = conn.read_line()
-    if line is None:
-        raise ProtocolError("connection closed before the response")
-    version, _, rest = line.decode("latin-1").partition(" ")
-    code, _, reason = rest.partition(" ")
-    if not version.startswith("HTTP/1.") or not code.isdigit():
-        raise ProtocolError(f"bad status line {line[:80]!r}")
-    response = Response(status=int(code), reason=reason, version=version)
-    response.headers = _read_headers(conn)
-    if request_method == "HEAD" or response.status in (204, 304) or 100 <= response.status < 200:
-        return response
-    response.body, response.closes = _read_body(conn, response, until_close=True)
+    version, status, reason, headers = read_response_head(conn)
+    response = Response(status=status, reason=reason, version=version, headers=headers)
+    if response_has_body(request_method, status):
+        response.body = read_body(conn, headers, until_close=True)
+        response.closes = ends_at_close(headers)
     return response
 
 
 def simple_response(status: int, body: str, *, content_type: str = "text/plain") -> Response:
     return Response(
         status=status,
-        reason=REASONS.get(status, "Unknown"),
-        headers=[("content-type", content_type)],
+        reason=reason_phrase(status),
+        headers=Headers([("content-type", content_type)]),
         body=body.encode(),
     )

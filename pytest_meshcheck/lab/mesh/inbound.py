@@ -17,10 +17,10 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pytest_meshcheck.lab.httpframing import ProtocolError
 from pytest_meshcheck.lab.mesh.config import DISABLE, PERMISSIVE, STRICT
 from pytest_meshcheck.lab.mesh.httpio import (
     Connection,
-    ProtocolError,
     Request,
     Response,
     looks_like_http,

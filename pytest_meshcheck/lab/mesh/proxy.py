@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pytest_meshcheck.lab.contract import SIDECAR_OUTBOUND_PORT, ExecHandler, WorkloadContext
+from pytest_meshcheck.lab.httpframing import MAX_HEAD_BYTES, ProtocolError
 from pytest_meshcheck.lab.mesh.agent_ports import ADMIN_PORT, AgentPorts
 from pytest_meshcheck.lab.mesh.ca import (
     DEFAULT_GRACE_RATIO,
@@ -62,7 +63,6 @@ from pytest_meshcheck.lab.mesh.discovery import (
 from pytest_meshcheck.lab.mesh.gateway import GatewayListeners
 from pytest_meshcheck.lab.mesh.httpio import (
     Connection,
-    ProtocolError,
     Request,
     looks_like_http,
     read_request,
@@ -439,11 +439,11 @@ class ProxyAgent:
     def _outbound_connection(self, sock: socket.socket, peer: tuple[str, int]) -> None:
         sock.settimeout(SNIFF_TIMEOUT)
         conn = Connection(sock)
-        line = conn.read_line()
-        if line is None:
+        line = conn.readline(MAX_HEAD_BYTES)
+        if not line:
             return
         try:
-            _src, _sport, dst, dport = parse_proxy_v1(line)
+            _src, _sport, dst, dport = parse_proxy_v1(line.rstrip(b"\r\n"))
         except ValueError:
             reset(sock)
             return

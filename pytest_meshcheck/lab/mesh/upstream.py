@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pytest_meshcheck.lab.httpframing import ProtocolError
 from pytest_meshcheck.lab.mesh.config import (
     ISTIO_MUTUAL,
     TLS_DISABLE,
@@ -25,7 +26,6 @@ from pytest_meshcheck.lab.mesh.config import (
 )
 from pytest_meshcheck.lab.mesh.httpio import (
     Connection,
-    ProtocolError,
     Request,
     Response,
     read_response,

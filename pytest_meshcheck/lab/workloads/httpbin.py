@@ -15,7 +15,8 @@ import uuid
 from typing import Any
 
 from pytest_meshcheck.lab.contract import WorkloadContext
-from pytest_meshcheck.lab.httpserve import Request, Response, reason_phrase
+from pytest_meshcheck.lab.httpframing import reason_phrase
+from pytest_meshcheck.lab.httpserve import Request, Response
 from pytest_meshcheck.lab.workloads.base import HttpWorkload, json_response, text_response
 
 GO_HTTPBIN_PORT = 8080

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_meshcheck.lab.contract import Dialer
-from pytest_meshcheck.lab.httpserve import Headers, read_body, read_head
+from pytest_meshcheck.lab.httpframing import (
+    Headers,
+    encode_head,
+    read_body,
+    read_response_head,
+    response_has_body,
+)
 
 
 class CallFailed(Exception):
@@ -73,16 +79,10 @@ class OutboundClient:
             target = (host if port == 80 else f"{host}:{port}", path)
             conn.sendall(self._encode(method, target, headers, body))
             with conn.makefile("rb") as reader:
-                head = read_head(reader)
-                if head is None:
-                    raise CallFailed(f"{host}:{port} closed the connection without a response")
-                status = _parse_status_line(head[0])
-                response_headers = Headers(_split_header(line) for line in head[1:])
-                bodiless = method == "HEAD" or status in (204, 304) or status < 200
-                payload = b"" if bodiless else read_body(reader, response_headers, until_close=True)
+                _, status, _, response_headers = read_response_head(reader)
+                has_body = response_has_body(method, status)
+                payload = read_body(reader, response_headers, until_close=True) if has_body else b""
             return Reply(status, response_headers, payload)
-        except CallFailed:
-            raise
         except Exception as error:  # socket errors, timeouts, malformed responses alike
             raise CallFailed(f"{method} {host}:{port}{path}: {error}") from error
         finally:
@@ -113,17 +113,4 @@ class OutboundClient:
         outgoing.set("Connection", "close")
         if body or method in ("POST", "PUT", "PATCH"):
             outgoing.set("Content-Length", str(len(body)))
-        lines = [f"{method} {path} HTTP/1.1", *(f"{name}: {value}" for name, value in outgoing)]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-
-def _parse_status_line(line: str) -> int:
-    parts = line.split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        raise CallFailed(f"malformed status line {line[:60]!r}")
-    return int(parts[1])
-
-
-def _split_header(line: str) -> tuple[str, str]:
-    name, _, value = line.partition(":")
-    return name.strip(), value.strip()
+        return encode_head(f"{method} {path} HTTP/1.1", outgoing) + body

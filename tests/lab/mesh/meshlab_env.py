@@ -12,6 +12,7 @@ from typing import Any
 from meshlab_fakes import Addresses, EchoApp, FakeResolver, FakeStore, context
 from meshlab_objects import pod, service
 
+from pytest_meshcheck.lab.httpframing import Headers
 from pytest_meshcheck.lab.mesh.httpio import Connection, Request, Response, read_response
 from pytest_meshcheck.lab.mesh.istiod import Istiod
 from pytest_meshcheck.lab.mesh.proxy import ProxyAgent
@@ -171,7 +172,7 @@ def http_exchange(
     sock: socket.socket, path: str, host: str, headers: dict[str, str] | None = None, prelude: bytes = b""
 ) -> Response:
     conn = Connection(sock)
-    request = Request(method="GET", target=path, headers=[("Host", host), *(headers or {}).items()])
+    request = Request(method="GET", target=path, headers=Headers([("Host", host), *(headers or {}).items()]))
     conn.send(prelude + request.encode())
     return read_response(conn, "GET")
 

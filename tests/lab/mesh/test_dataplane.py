@@ -13,7 +13,7 @@ from meshlab_env import MeshLab, PodHandle, http_exchange, mesh_get, plain_get
 from meshlab_fakes import iter_metric_lines
 from meshlab_objects import istio, peer_auth
 
-from pytest_meshcheck.lab.mesh.httpio import ProtocolError
+from pytest_meshcheck.lab.httpframing import ProtocolError
 from pytest_meshcheck.lab.mesh.telemetry import IstioMetrics
 
 SLEEP = "spiffe://cluster.local/ns/apps/sa/sleep"

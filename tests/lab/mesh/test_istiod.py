@@ -16,6 +16,7 @@ from meshlab_fakes import context
 from meshlab_jsonpatch import apply_patch
 from meshlab_objects import pod
 
+from pytest_meshcheck.lab.httpframing import Headers
 from pytest_meshcheck.lab.mesh import register_mesh_workloads
 from pytest_meshcheck.lab.mesh.ca import build_csr
 from pytest_meshcheck.lab.mesh.discovery import ControlPlaneError, IstiodClient
@@ -71,7 +72,7 @@ def post_webhook(lab: MeshLab, body: bytes, ca_bundle: bytes) -> dict[str, Any]:
     request = Request(
         method="POST",
         target="/inject/cluster/Kubernetes/net/network1",
-        headers=[("Host", "istiod.istio-system.svc:443"), ("Content-Type", "application/json")],
+        headers=Headers([("Host", "istiod.istio-system.svc:443"), ("Content-Type", "application/json")]),
         body=body,
     )
     try:

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from pytest_meshcheck.lab.contract import WorkloadFactory
-from pytest_meshcheck.lab.httpserve import Headers, HttpServer, Request, Response
+from pytest_meshcheck.lab.httpframing import Headers
+from pytest_meshcheck.lab.httpserve import HttpServer, Request, Response
 from pytest_meshcheck.lab.workloads import register_workloads
 from pytest_meshcheck.lab.workloads.httpbin import Httpbin, go_httpbin_factory, kennethreitz_httpbin_factory
 from pytest_meshcheck.lab.workloads.idle import idle_factory
