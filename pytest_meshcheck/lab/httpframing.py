@@ -4,7 +4,9 @@ Heads (start line and header fields), bodies (Content-Length, chunked, or up to 
 stream), reason phrases, which messages carry a body and whether a connection stays open. Everything
 reads from a ``Reader``: a socket's ``makefile("rb")`` is one, and so is the proxies' buffered,
 sniffable ``Connection``. A peer that does not speak HTTP/1.x gets a ``ProtocolError`` carrying the
-status a server answers it with (400, 413 for a body too large, 431 for a head too large).
+status a server answers it with (400, 413 for a body too large, 431 for a head too large). The limits
+default to the servers' (``MAX_HEAD_BYTES``, ``MAX_BODY_BYTES``); a reader with other limits (the
+API server's 3 MiB bodies, curl's larger downloads) passes its own.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import http
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
-#: Heads larger than this are refused (431), as servers do to keep memory bounded.
+#: Heads larger than this are refused (431) unless the caller sets its own limit.
 MAX_HEAD_BYTES = 64 * 1024
-#: Bodies larger than this are refused (413).
+#: Bodies larger than this are refused (413) unless the caller sets its own limit.
 MAX_BODY_BYTES = 16 * 1024 * 1024
 #: A chunk-size line (hex size and extensions) longer than this is not a chunk-size line.
 MAX_CHUNK_LINE = 1024
@@ -108,18 +110,19 @@ def encode_head(start_line: str, headers: Iterable[tuple[str, str]]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def read_head(reader: Reader) -> list[str] | None:
-    """The start line and header lines of one message; ``None`` on a clean end of stream."""
+def read_head(reader: Reader, *, max_bytes: int = MAX_HEAD_BYTES) -> list[str] | None:
+    """The start line and header lines of one message; ``None`` on a clean end of stream.
+    A head (all its lines) longer than ``max_bytes`` is refused with 431."""
     lines: list[str] = []
     size = 0
     while True:
-        line = reader.readline(MAX_HEAD_BYTES + 1)
+        line = reader.readline(max_bytes + 1)
         if not line:
             if lines:
                 raise ProtocolError("connection closed inside the message head")
             return None
         size += len(line)
-        if size > MAX_HEAD_BYTES:
+        if size > max_bytes:
             raise ProtocolError("message head too large", 431)
         if line in (b"\r\n", b"\n"):
             if not lines:
@@ -155,19 +158,21 @@ def parse_status_line(line: str) -> tuple[str, int, str]:
     return version, int(code), reason
 
 
-def read_request_head(reader: Reader) -> tuple[str, str, str, Headers] | None:
+def read_request_head(
+    reader: Reader, *, max_bytes: int = MAX_HEAD_BYTES
+) -> tuple[str, str, str, Headers] | None:
     """(method, target, version, headers) of the next request; ``None`` when the peer closed the
     connection between requests."""
-    head = read_head(reader)
+    head = read_head(reader, max_bytes=max_bytes)
     if head is None:
         return None
     method, target, version = parse_request_line(head[0])
     return method, target, version, parse_header_lines(head[1:])
 
 
-def read_response_head(reader: Reader) -> tuple[str, int, str, Headers]:
+def read_response_head(reader: Reader, *, max_bytes: int = MAX_HEAD_BYTES) -> tuple[str, int, str, Headers]:
     """(version, status, reason, headers) of the next response."""
-    head = read_head(reader)
+    head = read_head(reader, max_bytes=max_bytes)
     if head is None:
         raise ProtocolError("connection closed before the response")
     version, status, reason = parse_status_line(head[0])
@@ -179,10 +184,14 @@ def ends_at_close(headers: Headers) -> bool:
     return not _chunked(headers) and headers.get("Content-Length") is None
 
 
-def read_body(reader: Reader, headers: Headers, *, until_close: bool) -> bytes:
-    """The body that follows a head: chunked, Content-Length, or (responses only) up to EOF."""
+def read_body(
+    reader: Reader, headers: Headers, *, until_close: bool, max_bytes: int = MAX_BODY_BYTES
+) -> bytes:
+    """The body that follows a head: chunked, Content-Length, or (responses only) up to EOF.
+    A body longer than ``max_bytes`` is refused with 413: a Content-Length before anything is read,
+    chunks and an until-close body as soon as they pass it."""
     if _chunked(headers):
-        return _read_chunked(reader)
+        return _read_chunked(reader, max_bytes)
     length_text = headers.get("Content-Length")
     if length_text is not None:
         try:
@@ -191,15 +200,15 @@ def read_body(reader: Reader, headers: Headers, *, until_close: bool) -> bytes:
             raise ProtocolError("invalid Content-Length") from None
         if length < 0:
             raise ProtocolError("invalid Content-Length")
-        if length > MAX_BODY_BYTES:
+        if length > max_bytes:
             raise ProtocolError("body too large", 413)
         data = reader.read(length)
         if len(data) < length:
             raise ProtocolError("connection closed inside the body")
         return data
     if until_close:
-        data = reader.read(MAX_BODY_BYTES + 1)
-        if len(data) > MAX_BODY_BYTES:
+        data = reader.read(max_bytes + 1)
+        if len(data) > max_bytes:
             raise ProtocolError("body too large", 413)
         return data
     return b""
@@ -209,7 +218,7 @@ def _chunked(headers: Headers) -> bool:
     return "chunked" in (headers.get("Transfer-Encoding") or "").lower()
 
 
-def _read_chunked(reader: Reader) -> bytes:
+def _read_chunked(reader: Reader, max_bytes: int) -> bytes:
     parts: list[bytes] = []
     total = 0
     while True:
@@ -227,7 +236,7 @@ def _read_chunked(reader: Reader) -> bytes:
                 pass  # trailers are read and dropped
             return b"".join(parts)
         total += size
-        if total > MAX_BODY_BYTES:
+        if total > max_bytes:
             raise ProtocolError("body too large", 413)
         chunk = reader.read(size)
         if len(chunk) < size:

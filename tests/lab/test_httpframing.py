@@ -142,6 +142,28 @@ def test_a_response_body_past_the_limit_is_refused_even_when_it_ends_at_close(st
     assert refused.value.status == 413
 
 
+def test_a_reader_with_its_own_limits_passes_them(stream: Stream) -> None:
+    small = Headers([("Content-Length", "4")])
+    assert read_body(stream(b"four"), small, until_close=False, max_bytes=4) == b"four"
+    over = [
+        (Headers([("Content-Length", "5")]), b"fives"),
+        (Headers([("Transfer-Encoding", "chunked")]), b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"),
+        (Headers(), b"until close"),
+    ]
+    for headers, data in over:
+        with pytest.raises(ProtocolError) as refused:
+            read_body(stream(data), headers, until_close=True, max_bytes=4)
+        assert refused.value.status == 413
+    big_field = b"X-Big: " + b"a" * MAX_HEAD_BYTES + b"\r\n"
+    _, status, _, headers = read_response_head(
+        stream(b"HTTP/1.1 200 OK\r\n" + big_field + b"\r\n"), max_bytes=2 * MAX_HEAD_BYTES
+    )
+    assert (status, len(headers.get("X-Big") or "")) == (200, MAX_HEAD_BYTES)
+    with pytest.raises(ProtocolError) as refused:
+        read_request_head(stream(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"), max_bytes=20)
+    assert refused.value.status == 431
+
+
 @pytest.mark.parametrize(
     "data",
     [

@@ -3,9 +3,12 @@
 What callers rely on, and this keeps as curl does it: ``-w "%{http_code}"`` prints ``000`` when no
 response arrived; the exit code names the failure (6 unresolvable host, 7 refused, 28 timeout,
 35 TLS handshake, 52 empty reply, 55 send failure, 56 reset while receiving, 18 short body,
+8 malformed response head, 63 body over ``MAX_BODY_BYTES``, 100 head over ``MAX_HEAD_BYTES``,
 22 ``-f`` on a status >= 400, 47 too many redirects, 23 output not writable); error messages go to
-stderr as ``curl: (N) ...`` unless ``-s`` hides them (``-S`` shows them again). No progress meter
-is drawn: it would only be noise on a non-terminal stderr.
+stderr as ``curl: (N) ...`` unless ``-s`` hides them (``-S`` shows them again). Body data that
+arrived before a failure is still written out, as curl writes bodies while they arrive. No
+progress meter is drawn: it would only be noise on a non-terminal stderr. Responses are read with
+the lab's one HTTP/1.1 framing (``httpframing``), with curl's own limits.
 
 Cluster names are resolved by the pod's resolver, then the address is dialled through the pod's
 dialer, so a captured pod's request leaves through its sidecar exactly as the app's would.
@@ -29,6 +32,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote_plus, urljoin, urlsplit
 
+from pytest_meshcheck.lab.httpframing import (
+    Headers,
+    ProtocolError,
+    read_body,
+    read_response_head,
+    response_has_body,
+)
 from pytest_meshcheck.lab.shell.curl_options import CurlOptions, CurlUsageError, parse_curl_args
 from pytest_meshcheck.lab.shell.files import FileError
 from pytest_meshcheck.lab.shell.interpreter import Shell, Streams
@@ -42,11 +52,16 @@ MAX_TRANSFER_SECONDS = 600.0
 DEFAULT_CONNECT_TIMEOUT = 300.0
 #: Sockets are read in slices this long so a stop or cancel is noticed promptly.
 READ_SLICE = 0.2
+#: A response head (all its lines) longer than this fails with exit code 100, like curl's header limit.
 MAX_HEAD_BYTES = 256 * 1024
+#: A body longer than this fails with exit code 63 ("Exceeded the maximum allowed file size"), as
+#: a download over ``--max-filesize`` does; a Content-Length over it fails before anything is read.
 MAX_BODY_BYTES = 64 * 1024 * 1024
 LOCAL_NAMES = ("localhost", "127.0.0.1", "localhost.localdomain")
 _REDIRECTS = {301, 302, 303, 307, 308}
 _RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+#: ``%{http_version}`` as curl prints it.
+_HTTP_VERSIONS = {"HTTP/1.1": "1.1", "HTTP/1.0": "1"}
 
 
 class CurlError(Exception):
@@ -112,7 +127,10 @@ class Reply:
 
 
 class Wire:
-    """Reads from a socket in short slices, against a deadline, translating failures into curl's."""
+    """The socket as ``httpframing`` reads it (``readline``/``read``), in short slices against the
+    deadline, with failures translated into curl's. It keeps what curl shows of a transfer: the
+    head's bytes as they arrived (``head``, for ``-i``/``-D``), the body data handed out so far
+    (``body``, written out even when the transfer then fails) and whether the peer closed."""
 
     def __init__(
         self, sock: socket.socket, *, deadline: float, started: float, cancelled: Callable[[], bool]
@@ -122,7 +140,9 @@ class Wire:
         self.started = started
         self.cancelled = cancelled
         self.buffer = bytearray()
-        self.body_received = 0
+        self.head = bytearray()
+        self.body = bytearray()
+        self.closed = False
         self.first_byte_at: float | None = None
 
     def fill(self) -> bool:
@@ -131,7 +151,7 @@ class Wire:
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
                 elapsed = int((time.monotonic() - self.started) * 1000)
-                received = self.body_received + len(self.buffer)
+                received = len(self.body) + len(self.buffer)
                 raise CurlError(
                     28, f"Operation timed out after {elapsed} milliseconds with {received} bytes received"
                 )
@@ -149,50 +169,44 @@ class Wire:
             except OSError as error:
                 raise CurlError(56, f"Recv failure: {error.strerror or error}") from None
             if not data:
+                self.closed = True
                 return False
             if self.first_byte_at is None:
                 self.first_byte_at = time.monotonic()
             self.buffer += data
             return True
 
-    def readline(self) -> bytes | None:
-        while True:
-            newline = self.buffer.find(b"\n")
-            if newline >= 0:
-                line = bytes(self.buffer[: newline + 1])
-                del self.buffer[: newline + 1]
-                return line
-            if len(self.buffer) > MAX_HEAD_BYTES:
-                raise CurlError(100, "A value or data field grew larger than allowed")
-            if not self.fill():
-                if self.buffer:
-                    line = bytes(self.buffer)
-                    self.buffer.clear()
-                    return line
-                return None
+    def peek(self, size: int) -> bytes:
+        """The first ``size`` bytes not yet read, or fewer if a line or the stream ends first."""
+        while len(self.buffer) < size and b"\n" not in self.buffer and self.fill():
+            pass
+        return bytes(self.buffer[:size])
 
-    def read_exact(self, size: int) -> bytes:
-        while len(self.buffer) < size:
+    def readline(self, size: int = -1, /) -> bytes:
+        """Up to and including the next ``\\n``, at most ``size`` bytes; short only at EOF."""
+        while b"\n" not in self.buffer and not 0 <= size <= len(self.buffer):
             if not self.fill():
-                missing = size - len(self.buffer)
-                partial = bytes(self.buffer)
-                self.buffer.clear()
-                self.body_received += len(partial)
-                raise CurlError(
-                    18, f"transfer closed with {missing} bytes remaining to read", partial=partial
-                )
-        data = bytes(self.buffer[:size])
-        del self.buffer[:size]
-        self.body_received += size
-        return data
+                break
+        end = self.buffer.find(b"\n") + 1 or len(self.buffer)
+        if size >= 0:
+            end = min(end, size)
+        line = bytes(self.buffer[:end])
+        del self.buffer[:end]
+        self.head += line
+        return line
 
-    def read_to_close(self) -> bytes:
-        while self.fill():
-            if len(self.buffer) > MAX_BODY_BYTES:
-                raise CurlError(63, "Exceeded the maximum allowed file size")
-        data = bytes(self.buffer)
-        self.buffer.clear()
-        self.body_received += len(data)
+    def read(self, size: int = -1, /) -> bytes:
+        """``size`` bytes (all up to EOF when negative); short only at EOF. Only body data is read
+        this way (chunk-size lines come through ``readline``), so what arrived of it is kept in
+        ``body`` even when the deadline or a reset cuts the read short."""
+        try:
+            while (size < 0 or len(self.buffer) < size) and self.fill():
+                pass
+        finally:
+            end = len(self.buffer) if size < 0 else min(size, len(self.buffer))
+            data = bytes(self.buffer[:end])
+            del self.buffer[:end]
+            self.body += data
         return data
 
 
@@ -632,38 +646,27 @@ class Curl:
 
     def read_reply(self, wire: Wire, method: str) -> Reply:
         while True:
-            status_line = wire.readline()
-            if status_line is None:
+            start = wire.peek(5)
+            if not start:
                 raise CurlError(52, "Empty reply from server")
-            if not status_line.startswith(b"HTTP/"):
+            if start != b"HTTP/":
                 raise CurlError(1, "Received HTTP/0.9 when not allowed")
-            raw_head = bytearray(status_line)
-            parts = status_line.decode("latin-1").strip().split(" ", 2)
-            if len(parts) < 2 or not parts[1].isdigit():
-                raise CurlError(8, "Weird server reply")
-            version = {"HTTP/1.1": "1.1", "HTTP/1.0": "1", "HTTP/2": "2", "HTTP/2.0": "2"}.get(
-                parts[0], "1.1"
-            )
-            status = int(parts[1])
-            headers: list[tuple[str, str]] = []
-            self.verbose(f"< {status_line.decode('latin-1').rstrip()}\n")
-            while True:
-                line = wire.readline()
-                if line is None:
-                    raise CurlError(8, "Weird server reply")
-                raw_head += line
-                text = line.decode("latin-1").rstrip("\r\n")
-                self.verbose(f"< {text}\n")
-                if not text:
-                    break
-                name, _, value = text.partition(":")
-                headers.append((name.strip(), value.strip()))
+            wire.head.clear()
+            try:
+                version, status, reason, headers = read_response_head(wire, max_bytes=MAX_HEAD_BYTES)
+            except ProtocolError as error:
+                if error.status == 431:
+                    raise CurlError(100, "A value or data field grew larger than allowed") from None
+                raise CurlError(8, "Weird server reply") from None
+            raw_head = bytes(wire.head)
+            for line in raw_head.decode("latin-1").splitlines():
+                self.verbose(f"< {line}\n")
             if 100 <= status < 200 and status != 101:
                 continue
-            reply = Reply(version, status, parts[2] if len(parts) > 2 else "", headers, bytes(raw_head))
-            if method != "HEAD" and not self.options.head and status not in (204, 304):
+            reply = Reply(_HTTP_VERSIONS.get(version, "1.1"), status, reason, list(headers), raw_head)
+            if not self.options.head and response_has_body(method, status):
                 try:
-                    reply.body = self.read_body(wire, reply)
+                    reply.body = self.read_body(wire, headers)
                 except CurlError as error:
                     reply.body = error.partial
                     error.reply = reply
@@ -672,15 +675,16 @@ class Curl:
                     self.verbose(f"{{ [{len(reply.body)} bytes data]\n")
             return reply
 
-    def read_body(self, wire: Wire, reply: Reply) -> bytes:
-        encoding = (reply.header("Transfer-Encoding") or "").lower()
-        if "chunked" in encoding:
-            body = self.read_chunked(wire)
-        elif (length := reply.header("Content-Length")) is not None and length.strip().isdigit():
-            body = wire.read_exact(int(length))
-        else:
-            body = wire.read_to_close()
-        coding = (reply.header("Content-Encoding") or "").lower()
+    def read_body(self, wire: Wire, headers: Headers) -> bytes:
+        wire.body.clear()
+        try:
+            body = read_body(wire, headers, until_close=True, max_bytes=MAX_BODY_BYTES)
+        except ProtocolError as error:
+            raise _body_failure(error, headers, wire) from None
+        except CurlError as error:
+            error.partial = bytes(wire.body)
+            raise
+        coding = (headers.get("Content-Encoding") or "").lower()
         if self.options.compressed and coding in ("gzip", "deflate"):
             try:
                 body = gzip.decompress(body) if coding == "gzip" else zlib.decompress(body)
@@ -688,22 +692,22 @@ class Curl:
                 raise CurlError(61, "Error while processing content unencoding") from None
         return body
 
-    def read_chunked(self, wire: Wire) -> bytes:
-        parts: list[bytes] = []
-        while True:
-            line = wire.readline()
-            if line is None:
-                raise CurlError(18, "transfer closed with outstanding read data remaining")
-            try:
-                size = int(line.split(b";", 1)[0].strip() or b"x", 16)
-            except ValueError:
-                raise CurlError(56, "Illegal or missing hexadecimal sequence in chunked-encoding") from None
-            if size == 0:
-                while (trailer := wire.readline()) not in (None, b"\r\n", b"\n"):
-                    del trailer
-                return b"".join(parts)
-            parts.append(wire.read_exact(size))
-            wire.readline()
+
+def _body_failure(error: ProtocolError, headers: Headers, wire: Wire) -> CurlError:
+    """curl's exit code for a body ``httpframing`` could not read (the data before the failure has
+    already reached the output, as curl writes bodies while they arrive)."""
+    partial = bytes(wire.body)
+    if error.status == 413:
+        return CurlError(63, "Exceeded the maximum allowed file size", partial=partial)
+    if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+        if wire.closed:
+            return CurlError(18, "transfer closed with outstanding read data remaining", partial=partial)
+        return CurlError(56, "Illegal or missing hexadecimal sequence in chunked-encoding", partial=partial)
+    length = headers.get("Content-Length") or ""
+    if length.isdigit() and wire.closed:
+        missing = int(length) - len(partial)
+        return CurlError(18, f"transfer closed with {missing} bytes remaining to read", partial=partial)
+    return CurlError(8, f"Invalid Content-Length: {length}")
 
 
 def _apply_custom_headers(defaults: list[tuple[str, str]], custom: list[str]) -> list[tuple[str, str]]:

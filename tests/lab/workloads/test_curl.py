@@ -29,9 +29,12 @@ Curl = Callable[..., tuple[int, str, str]]
 class RawServer:
     """A TCP listener with a scripted misbehaviour, for curl's failure paths."""
 
-    def __init__(self, ip: str, behaviour: str, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, ip: str, behaviour: str, tls: ssl.SSLContext | None = None, *, reply: bytes = b""
+    ) -> None:
         self.behaviour = behaviour
         self.tls = tls
+        self.reply = reply
         self.listener = socket.create_server((ip, 0))
         self.port = self.listener.getsockname()[1]
         self.done = threading.Event()
@@ -73,6 +76,13 @@ class RawServer:
             elif self.behaviour == "short":
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly-this")
                 conn.close()
+            elif self.behaviour in ("send-and-close", "send-and-stay"):
+                with contextlib.suppress(OSError):
+                    conn.sendall(self.reply)
+                    if self.behaviour == "send-and-stay":  # open until the client hangs up
+                        while conn.recv(65536):
+                            pass
+                conn.close()
 
     def close(self) -> None:
         self.done.set()
@@ -87,8 +97,8 @@ class RawServer:
 def raw_server(podnet: PodNet) -> Iterator[Callable[..., RawServer]]:
     servers: list[RawServer] = []
 
-    def build(behaviour: str, tls: ssl.SSLContext | None = None) -> RawServer:
-        server = RawServer(podnet.address(), behaviour, tls)
+    def build(behaviour: str, tls: ssl.SSLContext | None = None, *, reply: bytes = b"") -> RawServer:
+        server = RawServer(podnet.address(), behaviour, tls, reply=reply)
         servers.append(server)
         return server
 
@@ -342,3 +352,128 @@ def test_verbose_failure_and_silent_show_error(curl: Curl, podnet: PodNet) -> No
     assert f"* connect to {address} port 9 failed: Connection refused\n" in err
     assert err.endswith("Couldn't connect to server\n")
     assert curl("-s", f"http://{address}:9/") == (7, "", "")
+
+
+def _url(server: RawServer) -> str:
+    return f"http://{server.listener.getsockname()[0]}:{server.port}/"
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n",
+            (0, "abcde 200", ""),
+            id="chunked",
+        ),
+        pytest.param(b"HTTP/1.0 200 OK\r\n\r\nuntil the end", (0, "until the end 200", ""), id="until-close"),
+        pytest.param(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",
+            (0, "ok 201", ""),
+            id="interim-100-skipped",
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n5\r\nde",
+            (18, "abcde 200", "curl: (18) transfer closed with outstanding read data remaining\n"),
+            id="chunked-cut-short",
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n",
+            (56, "abc 200", "curl: (56) Illegal or missing hexadecimal sequence in chunked-encoding\n"),
+            id="bad-chunk-size",
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\nsome body",
+            (8, " 200", "curl: (8) Invalid Content-Length: ten\n"),
+            id="bad-content-length",
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
+            (8, " 000", "curl: (8) Weird server reply\n"),
+            id="malformed-header",
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (80 * 1024) + b"\r\nContent-Length: 2\r\n\r\nok",
+            (0, "ok 200", ""),
+            id="head-larger-than-a-servers-limit",
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (300 * 1024) + b"\r\n\r\n",
+            (100, " 000", "curl: (100) A value or data field grew larger than allowed\n"),
+            id="head-too-large",
+        ),
+    ],
+)
+def test_response_framing(
+    curl: Curl, raw_server: Callable[..., RawServer], reply: bytes, expected: tuple[int, str, str]
+) -> None:
+    server = raw_server("send-and-close", reply=reply)
+    assert curl("-sS", "-m", "10", "-w", " %{http_code}", _url(server)) == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "reply", "expected"),
+    [
+        pytest.param(
+            ("-I",),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+            (0, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n 200", ""),
+            id="head-with-content-length",
+        ),
+        pytest.param(
+            (),
+            b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+            (0, " 304", ""),
+            id="304-with-content-length",
+        ),
+        pytest.param((), b"HTTP/1.1 204 No Content\r\n\r\n", (0, " 204", ""), id="204"),
+        pytest.param(
+            (),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 67108865\r\n\r\n",
+            (63, " 200", "curl: (63) Exceeded the maximum allowed file size\n"),
+            id="content-length-over-the-limit",
+        ),
+        pytest.param(
+            (),
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4000001\r\n",
+            (63, " 200", "curl: (63) Exceeded the maximum allowed file size\n"),
+            id="chunk-over-the-limit",
+        ),
+        pytest.param(
+            (),
+            b"SSH-2.0-OpenSSH_9.6\r\n",
+            (1, " 000", "curl: (1) Received HTTP/0.9 when not allowed\n"),
+            id="not-http",
+        ),
+    ],
+)
+def test_curl_answers_without_waiting_for_bytes_that_will_not_come(
+    curl: Curl,
+    raw_server: Callable[..., RawServer],
+    args: tuple[str, ...],
+    reply: bytes,
+    expected: tuple[int, str, str],
+) -> None:
+    """The server keeps the connection open: a curl that waited for a body would time out (28)."""
+    server = raw_server("send-and-stay", reply=reply)
+    assert curl("-sS", "-m", "3", *args, "-w", " %{http_code}", _url(server)) == expected
+
+
+def test_downloads_larger_than_a_servers_body_limit(curl: Curl, raw_server: Callable[..., RawServer]) -> None:
+    size = 20 * 1024 * 1024  # over the lab servers' 16 MiB, under curl's limit
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"x" * size
+    server = raw_server("send-and-close", reply=reply)
+    assert curl("-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", _url(server)) == (
+        0,
+        f"200 {size}",
+        "",
+    )
+
+
+def test_timeout_inside_the_body_keeps_what_arrived(curl: Curl, raw_server: Callable[..., RawServer]) -> None:
+    server = raw_server("send-and-stay", reply=b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+    code, out, err = curl("-sS", "-m", "0.5", "-w", " %{http_code} %{size_download}", _url(server))
+    assert (code, out) == (28, "abc 200 3")
+    assert err.startswith("curl: (28) Operation timed out after ")
+    assert err.endswith(" milliseconds with 3 bytes received\n")
