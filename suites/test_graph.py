@@ -9,12 +9,11 @@ missing rather than reporting an empty diff.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
-from pytest_meshcheck.checks.graph import ExpectedGraph, compare, load_expected_graph, seen_edges
+from pytest_meshcheck.checks.graph import ExpectedGraph, load_expected_graph, observe_graph, seen_edges
 from pytest_meshcheck.checks.kiali import KialiClient
 from pytest_meshcheck.errors import CheckFailed
 from pytest_meshcheck.install.addons import scrape_interval
@@ -72,27 +71,24 @@ def test_kiali_graph_has_exactly_the_expected_edges(
         run_name="graph",
         duration_s=patience + 30,
     )
-    graph: dict[str, Any] = {}
     with run:
-        started = time.monotonic()
-        while True:
-            graph = meshcheck_kiali.graph([meshcheck_bookinfo.namespace])
-            diff = compare(expected, graph, max_5xx_share=meshcheck_settings.max_error_rate)
-            waited = time.monotonic() - started
-            if waited >= min_wait and not diff.missing and not diff.without_traffic:
-                break
-            if waited >= patience:
-                break
-            time.sleep(2.0)
+        seen = observe_graph(
+            meshcheck_kiali,
+            expected,
+            meshcheck_bookinfo.namespace,
+            max_5xx_share=meshcheck_settings.max_error_rate,
+            min_wait=min_wait,
+            patience=patience,
+        )
         run.stop()
-    attach_evidence("Kiali graph JSON", graph, "json")
-    attach_evidence("expected vs seen edges", diff.as_dict(), "json")
-    missing = [str(e) for e in diff.missing]
-    attach_evidence("service graph", _drawing(graph, expected, missing), "png")
-    if not seen_edges(graph):
-        raise CheckFailed(f"no traffic seen in Kiali after {waited:.0f}s of load through the gateway")
-    if not diff.ok:
-        problems = [f"{kind}: {', '.join(items)}" for kind, items in diff.as_dict().items() if items]
+    attach_evidence("Kiali graph JSON", seen.graph, "json")
+    attach_evidence("expected vs seen edges", seen.diff.as_dict(), "json")
+    missing = [str(e) for e in seen.diff.missing]
+    attach_evidence("service graph", _drawing(seen.graph, expected, missing), "png")
+    problems = seen.findings("load through the gateway")
+    if not seen_edges(seen.graph):
+        raise CheckFailed(problems[0])
+    if problems:
         raise CheckFailed(
-            f"Kiali's graph after {waited:.0f}s differs from {path.name}:\n" + "\n".join(problems)
+            f"Kiali's graph after {seen.waited_s:.0f}s differs from {path.name}:\n" + "\n".join(problems)
         )

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from pytest_meshcheck.checks.graph import load_expected_graph
+from pytest_meshcheck.checks.graph import load_expected_graph, observe_graph
 from pytest_meshcheck.checks.kiali import KialiClient
 from pytest_meshcheck.checks.load import attach_load_evidence
 from pytest_meshcheck.checks.probe import Probe
@@ -141,15 +141,16 @@ def test_traffic_survives_the_upgrade_within_budget(
                 findings["gateway"] = verify.gateway_findings(meshcheck_gateway_url, timeout=settings.timeout)
                 findings["mtls"] = verify.mtls_findings(meshcheck_probe, mode=settings.mtls_mode)
                 min_wait = 2 * parse_duration(scrape_interval(settings))
-                graph_problems, graph = verify.graph_findings(
+                seen = observe_graph(
                     meshcheck_kiali,
                     expected,
                     meshcheck_bookinfo.namespace,
                     max_5xx_share=settings.max_error_rate,
+                    min_wait=0.0,  # the load has run all along: telemetry is there already
                     patience=max(min_wait, min(settings.timeout, 120)),
                 )
-                attach_evidence("Kiali graph after the upgrade", graph, "json")
-                findings["graph"] = graph_problems
+                attach_evidence("Kiali graph after the upgrade", seen.graph, "json")
+                findings["graph"] = seen.findings("load through the upgraded mesh")
                 if plan.canary:
                     findings["old revision removed"] = [
                         f"{obj} still exists" for obj in verify.old_revision_objects(kube, plan.from_revision)

@@ -6,10 +6,11 @@ so another repository declares its own app's edges instead of writing code.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -64,7 +65,13 @@ def _node(raw: Any, namespace: str, where: str) -> NodeRef:
             app=str(raw["app"]),
             version=str(raw.get("version") or ""),
         )
-    raise ConfigError(f"{where}: a node is 'app', 'app version' or {{app, version, namespace}}, not {raw!r}")
+    raise ConfigError(
+        f"--meshcheck-expected-graph {where}: a node is 'app', 'app version' or "
+        f"{{app, version, namespace}}, not {raw!r}",
+        option="--meshcheck-expected-graph",
+        value=repr(raw),
+        accepted="'app', 'app version' or {app, version, namespace}",
+    )
 
 
 def load_expected_graph(path: Path, namespace: str) -> ExpectedGraph:
@@ -86,7 +93,7 @@ def load_expected_graph(path: Path, namespace: str) -> ExpectedGraph:
         for index, raw in enumerate(data.get(key) or []):
             where = f"{path}: {key}[{index}]"
             if not isinstance(raw, dict) or "from" not in raw or "to" not in raw:
-                raise ConfigError(f"{where} needs 'from' and 'to'", option=option, value=str(path))
+                raise ConfigError(f"{option} {where} needs 'from' and 'to'", option=option, value=str(path))
             result.append(EdgeRef(_node(raw["from"], namespace, where), _node(raw["to"], namespace, where)))
         return tuple(result)
 
@@ -226,3 +233,56 @@ def compare(expected: ExpectedGraph, graph: Mapping[str, Any], *, max_5xx_share:
         not_mtls=tuple(not_mtls),
         errors=tuple(errors),
     )
+
+
+class GraphSource(Protocol):
+    """Where graphs come from: Kiali's ``/api/namespaces/graph`` (``checks/kiali.KialiClient``)."""
+
+    def graph(self, namespaces: Sequence[str]) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class GraphObservation:
+    """The last graph Kiali showed, how it compares, and how long it was watched."""
+
+    graph: dict[str, Any]
+    diff: GraphDiff
+    waited_s: float
+
+    def findings(self, what: str) -> list[str]:
+        """One line per problem; a graph without any edge is "no traffic", not a list of every
+        expected edge as missing, because then telemetry is what is broken, not the app."""
+        if not seen_edges(self.graph):
+            return [f"no traffic seen in Kiali after {self.waited_s:.0f}s of {what}"]
+        return [f"{kind}: {', '.join(items)}" for kind, items in self.diff.as_dict().items() if items]
+
+
+def observe_graph(
+    kiali: GraphSource,
+    expected: ExpectedGraph,
+    namespace: str,
+    *,
+    max_5xx_share: float,
+    min_wait: float,
+    patience: float,
+    poll_s: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> GraphObservation:
+    """Watch Kiali's graph of ``namespace`` while traffic flows, until every expected edge is there
+    with traffic, or ``patience`` runs out; the last graph is the one judged.
+
+    Telemetry trails traffic by a scrape interval or two, so nothing is judged before ``min_wait``
+    (an edge whose rate is still zero would otherwise pass as "present"). Once every expected edge
+    carries traffic the watch stops: forbidden or unexpected edges, 5xx and plaintext are then
+    already in the graph, and waiting longer would only delay the failure.
+    """
+    started = clock()
+    while True:
+        graph = kiali.graph([namespace])
+        diff = compare(expected, graph, max_5xx_share=max_5xx_share)
+        waited = clock() - started
+        complete = not diff.missing and not diff.without_traffic
+        if (complete and waited >= min_wait) or waited >= patience:
+            return GraphObservation(graph=graph, diff=diff, waited_s=waited)
+        sleep(min(poll_s, max(patience - waited, 0.0)))

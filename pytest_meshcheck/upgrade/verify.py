@@ -7,15 +7,11 @@ expected 1.27.1"); an empty list means the check passed. The same checks run bef
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from pytest_meshcheck.checks.gateway import wait_for_route
-from pytest_meshcheck.checks.graph import ExpectedGraph, compare, seen_edges
 from pytest_meshcheck.checks.injection import create_injection_probe, inspect_pod
-from pytest_meshcheck.checks.kiali import KialiClient
 from pytest_meshcheck.checks.probe import Probe
 from pytest_meshcheck.checks.versions import await_connected_proxies, meshed_pods, proxy_id
 from pytest_meshcheck.install.bookinfo import delete_namespace, ensure_namespace
@@ -147,26 +143,3 @@ def mtls_findings(probe: Probe, *, mode: str) -> list[str]:
         if outside.connected:
             findings.append(f"STRICT mTLS not enforced: plaintext from outside got HTTP {outside.status}")
     return findings
-
-
-def graph_findings(
-    kiali: KialiClient,
-    expected: ExpectedGraph,
-    namespace: str,
-    *,
-    max_5xx_share: float,
-    patience: float,
-    sleep: Callable[[float], None] = time.sleep,
-) -> tuple[list[str], dict[str, Any]]:
-    """Kiali's graph has the expected edges, with traffic and full mTLS (waiting up to ``patience``
-    while load runs, as telemetry trails the traffic by a scrape interval or two)."""
-    deadline = time.monotonic() + patience
-    while True:
-        graph = kiali.graph([namespace])
-        diff = compare(expected, graph, max_5xx_share=max_5xx_share)
-        if diff.ok or time.monotonic() >= deadline:
-            break
-        sleep(2.0)
-    if not seen_edges(graph):
-        return [f"no traffic seen in Kiali for {namespace} after {patience:.0f}s"], graph
-    return [f"{kind}: {', '.join(items)}" for kind, items in diff.as_dict().items() if items], graph
