@@ -31,6 +31,7 @@ from pytest_meshcheck.lab.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from pytest_meshcheck.lab.httpframing import Headers, ProtocolError, read_body
 from pytest_meshcheck.lab.resources import GVR, ResourceKind
 from pytest_meshcheck.lab.store import Store
 
@@ -140,62 +141,42 @@ class ApiHandler(BaseHTTPRequestHandler):
             raise Unauthorized("Unauthorized")
 
     def _read_body(self) -> bytes:
+        """The request body (Content-Length or chunked, as ``httpframing`` reads it), at most
+        ``MAX_BODY_BYTES``: more is 413, a body that cannot be read is 400, and either closes the
+        connection, since what follows on it is no longer a request."""
         self._body_consumed = True
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            return self._read_chunked()
-        length_text = self.headers.get("Content-Length") or "0"
+        headers = Headers(self.headers.items())
         try:
-            length = int(length_text)
-        except ValueError as exc:
+            return read_body(self.rfile, headers, until_close=False, max_bytes=MAX_BODY_BYTES)
+        except ProtocolError as exc:
             self.close_connection = True
-            raise BadRequest(f"invalid Content-Length {length_text!r}") from exc
-        if length > MAX_BODY_BYTES:
-            self.close_connection = True
-            if length <= DRAIN_LIMIT_BYTES:
-                # Read what the client is sending so it can read our answer instead of a reset.
-                remaining = length
-                while remaining > 0:
-                    chunk = self.rfile.read(min(remaining, 1 << 20))
-                    if not chunk:
-                        break
-                    remaining -= len(chunk)
-            raise RequestEntityTooLarge(f"request entity too large: limit is {MAX_BODY_BYTES}")
-        return self.rfile.read(length) if length > 0 else b""
+            if exc.status == 413:
+                self._drain_declared_body(headers)
+                raise RequestEntityTooLarge(f"request entity too large: limit is {MAX_BODY_BYTES}") from None
+            raise BadRequest(f"unreadable request body: {exc}") from None
 
-    def _read_chunked(self) -> bytes:
-        body = b""
-        while True:
-            size_line = self.rfile.readline(1024)
-            try:
-                size = int(size_line.split(b";")[0].strip() or b"0", 16)
-            except ValueError as exc:
-                self.close_connection = True
-                raise BadRequest("malformed chunked body") from exc
-            if size == 0:
-                self.rfile.readline(1024)
-                return body
-            if len(body) + size > MAX_BODY_BYTES:
-                self.close_connection = True
-                raise RequestEntityTooLarge(f"request entity too large: limit is {MAX_BODY_BYTES}")
-            body += self.rfile.read(size)
-            self.rfile.readline(1024)
+    def _drain_declared_body(self, headers: Headers) -> None:
+        """Read a declared oversized body (up to ``DRAIN_LIMIT_BYTES``) and drop it, so the client
+        gets to read the 413 instead of a reset."""
+        length_text = headers.get("Content-Length") or ""
+        remaining = int(length_text) if length_text.isdigit() else 0
+        if remaining > DRAIN_LIMIT_BYTES:
+            return
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, 1 << 20))
+            if not chunk:
+                return
+            remaining -= len(chunk)
 
     def _discard_body(self) -> None:
-        """Unread request bodies would be parsed as the next request: drop them, or the
-        connection when they are too big to be worth reading."""
+        """Unread request bodies would be parsed as the next request: read and drop them, or
+        drop the connection when they are too big or cannot be read."""
         self._body_consumed = True
+        if self.close_connection:
+            return
         try:
-            length = int(self.headers.get("Content-Length") or "0") if self.headers else 0
-        except ValueError:
-            length = 0
-        if self.headers and self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            self.close_connection = True
-        elif 0 < length <= MAX_BODY_BYTES and not self.close_connection:
-            try:
-                self.rfile.read(length)
-            except (OSError, ValueError):
-                self.close_connection = True
-        elif length > MAX_BODY_BYTES:
+            read_body(self.rfile, Headers(self.headers.items()), until_close=False, max_bytes=MAX_BODY_BYTES)
+        except (ProtocolError, OSError, ValueError):
             self.close_connection = True
 
     def _parse_body(self, *, allow_list: bool = False) -> Any:

@@ -9,6 +9,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -16,6 +17,7 @@ from kubernetes import client
 from lab_api_support import Lab
 
 from pytest_meshcheck.lab.apiserver import ApiServer
+from pytest_meshcheck.lab.httpframing import read_body, read_response_head
 from pytest_meshcheck.lab.store import GVR, Store
 
 
@@ -136,6 +138,92 @@ def test_oversize_body_is_413_and_server_stays_up(lab: Lab, ns: str) -> None:
         pass  # the server may close the connection before the client finished sending, as real ones do
     assert requests.get(_url(lab, "/healthz"), verify=lab.ca_file, timeout=10).text == "ok"
     assert not [c for c in lab.store.list(GVR.core("configmaps"), ns)[0] if c["metadata"]["name"] == "big"]
+
+
+class RawClient:
+    """One kept-alive TLS connection to the API server, for request framings HTTP libraries do
+    not send on purpose."""
+
+    def __init__(self, lab: Lab) -> None:
+        context = ssl.create_default_context(cafile=str(lab.ca_file))
+        raw = socket.create_connection(("127.0.0.1", lab.server.port), timeout=10)
+        self.tls = context.wrap_socket(raw, server_hostname="127.0.0.1")
+        self.reader = self.tls.makefile("rb")
+        self.token = lab.server.token
+
+    def send(self, method: str, path: str, framing: str, body: bytes = b"") -> None:
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: lab\r\nAuthorization: Bearer {self.token}\r\n"
+            f"Content-Type: application/json\r\n{framing}\r\n"
+        )
+        self.tls.sendall(head.encode() + body)
+
+    def answer(self) -> tuple[int, dict[str, Any]]:
+        _, status, _, headers = read_response_head(self.reader)
+        return status, json.loads(read_body(self.reader, headers, until_close=True))
+
+    def closed_by_server(self) -> bool:
+        return self.reader.read(1) == b""
+
+    def close(self) -> None:
+        self.reader.close()
+        self.tls.close()
+
+
+@pytest.fixture
+def raw_client(lab: Lab) -> Iterator[RawClient]:
+    connection = RawClient(lab)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def _chunked(data: bytes, size: int = 7) -> bytes:
+    pieces = [data[i : i + size] for i in range(0, len(data), size)]
+    return b"".join(b"%x;ext=1\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
+
+
+def test_chunked_request_bodies_are_read_and_the_connection_kept(
+    lab: Lab, ns: str, raw_client: RawClient
+) -> None:
+    configmap = json.dumps({"metadata": {"name": "chunked"}, "data": {"a": "b"}}).encode()
+    raw_client.send(
+        "POST", f"/api/v1/namespaces/{ns}/configmaps", "Transfer-Encoding: chunked\r\n", _chunked(configmap)
+    )
+    status, created = raw_client.answer()
+    assert (status, created["data"]) == (201, {"a": "b"})
+    # a body the route does not read (GET) is dropped, not taken for the next request
+    raw_client.send(
+        "GET",
+        f"/api/v1/namespaces/{ns}/configmaps/chunked",
+        "Transfer-Encoding: chunked\r\n",
+        _chunked(b"ignored"),
+    )
+    status, fetched = raw_client.answer()
+    assert (status, fetched["metadata"]["name"]) == (200, "chunked")
+    raw_client.send("GET", f"/api/v1/namespaces/{ns}/configmaps/chunked", "")
+    assert raw_client.answer()[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("framing", "body", "refusal"),
+    [
+        ("Transfer-Encoding: chunked\r\n", b"%x\r\n" % (3 * 1024 * 1024 + 1), (413, "RequestEntityTooLarge")),
+        ("Transfer-Encoding: chunked\r\n", b"zz\r\n", (400, "BadRequest")),
+        ("Content-Length: ten\r\n", b"{}", (400, "BadRequest")),
+        ("Content-Length: -1\r\n", b"{}", (400, "BadRequest")),
+    ],
+    ids=["chunked-over-3MiB", "bad-chunk-size", "bad-content-length", "negative-content-length"],
+)
+def test_unreadable_or_oversize_bodies_are_status_errors_that_end_the_connection(
+    ns: str, raw_client: RawClient, framing: str, body: bytes, refusal: tuple[int, str]
+) -> None:
+    raw_client.send("POST", f"/api/v1/namespaces/{ns}/configmaps", framing, body)
+    code, reason = refusal
+    status, answer = raw_client.answer()
+    assert (status, answer["kind"], answer["code"], answer["reason"]) == (code, "Status", code, reason)
+    assert raw_client.closed_by_server()
 
 
 def test_garbage_clients_do_not_wedge_the_server(lab: Lab) -> None:
