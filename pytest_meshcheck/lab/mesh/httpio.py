@@ -3,6 +3,9 @@
 The proxies must understand HTTP to route per request, add headers and count bytes, but they must
 not change what apps see beyond what Envoy changes. Messages are read whole (bodies de-chunked and
 re-sent with Content-Length), which is all the lab's apps need and keeps keep-alive handling simple.
+Responses that carry no body keep their framing as Envoy keeps it: an answer to HEAD and a 304
+forward the upstream's Content-Length (it describes the resource, not bytes on the wire), 1xx and
+204 carry none.
 The framing itself (heads, bodies, limits, ``ProtocolError``) is the lab's one copy in
 ``httpframing``, the same the workloads' server uses.
 """
@@ -24,8 +27,12 @@ from pytest_meshcheck.lab.httpframing import (
     read_response_head,
     reason_phrase,
     response_has_body,
+    status_has_body,
     wants_keep_alive,
 )
+
+#: Headers that say how a body is framed; the proxies set them from the message they send.
+_FRAMING_HEADERS = ("content-length", "transfer-encoding")
 
 HTTP_METHODS = (
     b"GET ",
@@ -118,12 +125,11 @@ class Message:
     def set_header(self, name: str, value: str) -> None:
         self.headers.set(name, value)
 
+    def _unframed_headers(self) -> list[tuple[str, str]]:
+        return [(k, v) for k, v in self.headers if k.lower() not in _FRAMING_HEADERS]
+
     def _framed_headers(self) -> list[tuple[str, str]]:
-        headers = [
-            (k, v) for k, v in self.headers if k.lower() not in ("content-length", "transfer-encoding")
-        ]
-        headers.append(("content-length", str(len(self.body))))
-        return headers
+        return [*self._unframed_headers(), ("content-length", str(len(self.body)))]
 
     def wire_size(self) -> int:
         return len(self.body) + sum(len(k) + len(v) + 4 for k, v in self.headers)
@@ -152,14 +158,25 @@ class Response(Message):
     version: str = "HTTP/1.1"
     #: Body length was not framed: the peer closed to end it, so the connection cannot be reused.
     closes: bool = False
+    #: Read without the body its head describes (the answer to a HEAD, or a 304): its
+    #: Content-Length is the upstream's and is forwarded as it came.
+    length_from_upstream: bool = False
 
     @property
     def keep_alive(self) -> bool:
         return not self.closes and wants_keep_alive(self.version, self.headers)
 
     def encode(self, *, head_only: bool = False) -> bytes:
-        head = encode_head(f"{self.version} {self.status} {self.reason}", self._framed_headers())
-        return head + (b"" if head_only else self.body)
+        """The response on the wire; ``head_only`` for the answer to a HEAD, which says how long
+        its body is (the upstream's Content-Length, or a local reply's own) without sending it."""
+        if not status_has_body(self.status) and self.status != 304:
+            headers = self._unframed_headers()  # 1xx and 204: no length, no body
+        elif self.length_from_upstream:
+            headers = [(k, v) for k, v in self.headers if k.lower() != "transfer-encoding"]
+        else:
+            headers = self._framed_headers()
+        head = encode_head(f"{self.version} {self.status} {self.reason}", headers)
+        return head + (self.body if status_has_body(self.status) and not head_only else b"")
 
 
 def looks_like_http(first_bytes: bytes) -> bool:
@@ -200,6 +217,8 @@ def read_response(conn: Connection, request_method: str = "GET") -> Response:
     if response_has_body(request_method, status):
         response.body = read_body(conn, headers, until_close=True)
         response.closes = ends_at_close(headers)
+    else:
+        response.length_from_upstream = True
     return response
 
 
