@@ -146,10 +146,12 @@ def meshcheck_probe(pytestconfig: pytest.Config) -> Probe:
 @pytest.fixture
 def meshcheck_namespace(pytestconfig: pytest.Config) -> Iterator[Callable[..., str]]:
     """Factory: ``meshcheck_namespace("demo", injected=True)`` creates a uniquely named namespace
-    (labelled for injection with the run's revision if asked) and deletes it, waiting, afterwards."""
+    (labelled for injection by the mesh's current revision if asked) and deletes it, waiting,
+    afterwards."""
     import uuid
 
     from pytest_meshcheck.install.bookinfo import delete_namespace, ensure_namespace, injection_labels
+    from pytest_meshcheck.install.plan import mesh_from
 
     session = _session(pytestconfig, "meshcheck_namespace")
     created: list[str] = []
@@ -159,8 +161,8 @@ def meshcheck_namespace(pytestconfig: pytest.Config) -> Iterator[Callable[..., s
     ) -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:6]}"
         wanted = dict(labels or {})
-        if injected:
-            wanted.update(injection_labels(session.settings.istio_revision))
+        if injected:  # labelled for the mesh as it is now (an upgrade may have moved it)
+            wanted.update(injection_labels(mesh_from(session.layer("mesh")).injection_revision))
         ensure_namespace(session.kube(), name, wanted)
         created.append(name)
         return name

@@ -48,6 +48,7 @@ from pytest_meshcheck.checks.prometheus import PrometheusClient
 from pytest_meshcheck.errors import CheckFailed
 from pytest_meshcheck.install.addons import scrape_interval
 from pytest_meshcheck.install.bookinfo import AppInstall
+from pytest_meshcheck.install.istio import MeshInstall
 from pytest_meshcheck.install.plan import mesh_from
 from pytest_meshcheck.kube.client import Kube
 from pytest_meshcheck.load.start import gateway_service_url
@@ -72,24 +73,29 @@ def benchmark_baseline(meshcheck_settings: Settings) -> BenchmarkRecord | None:
 
 
 @pytest.fixture(scope="session")
+def benchmark_mesh(pytestconfig: pytest.Config) -> MeshInstall:
+    """The mesh being measured, from the run's record rather than ``meshcheck_mesh``: the
+    upgrade gate runs before this suite, and the numbers (and the namespaces this suite labels
+    for injection) belong to the version and revision it upgraded to."""
+    session = pytestconfig.pluginmanager.get_plugin(SESSION_PLUGIN_NAME)
+    assert isinstance(session, MeshcheckSession), "the meshcheck fixtures imply its session"
+    return mesh_from(session.layer("mesh"))
+
+
+@pytest.fixture(scope="session")
 def benchmark_environment(
-    pytestconfig: pytest.Config,
     meshcheck_settings: Settings,
     meshcheck_cluster: ClusterHandle,
     meshcheck_kube: Kube,
+    benchmark_mesh: MeshInstall,
 ) -> dict[str, str]:
-    """What the numbers depend on besides the mesh, saved with them and compared. The mesh is
-    read from the run's record, not from ``meshcheck_mesh``: the upgrade gate runs before this
-    suite, and the numbers belong to the version it upgraded to."""
-    session = pytestconfig.pluginmanager.get_plugin(SESSION_PLUGIN_NAME)
-    assert isinstance(session, MeshcheckSession), "the meshcheck fixtures above imply its session"
-    mesh = mesh_from(session.layer("mesh"))
+    """What the numbers depend on besides the mesh, saved with them and compared."""
     return environment(
         cluster=meshcheck_settings.cluster,
         provider=meshcheck_cluster.provider,
         kubernetes_version=meshcheck_kube.server_version(),
-        istio_version=mesh.version,
-        istio_revision=mesh.revision,
+        istio_version=benchmark_mesh.version,
+        istio_revision=benchmark_mesh.revision,
         lab_faults=meshcheck_settings.lab_faults,
         load_generator=describe_generator(meshcheck_settings),
     )
@@ -98,6 +104,7 @@ def benchmark_environment(
 def test_mesh_benchmark(  # noqa: PLR0917 (fixtures: pytest passes them by name)
     benchmark_baseline: BenchmarkRecord | None,
     benchmark_environment: dict[str, str],
+    benchmark_mesh: MeshInstall,
     meshcheck_settings: Settings,
     meshcheck_kube: Kube,
     meshcheck_bookinfo: AppInstall,
@@ -115,7 +122,7 @@ def test_mesh_benchmark(  # noqa: PLR0917 (fixtures: pytest passes them by name)
     app_namespace = meshcheck_bookinfo.namespace
 
     client_namespace = meshcheck_namespace("meshcheck-bench-client", injected=True)
-    install_client(kube, settings, client_namespace)
+    install_client(kube, settings, client_namespace, injection_revision=benchmark_mesh.injection_revision)
     lag = measure_lag(
         kube,
         client_namespace=client_namespace,

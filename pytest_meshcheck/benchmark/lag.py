@@ -68,10 +68,15 @@ class LagMeasurement:
         }
 
 
-def install_client(kube: Kube, settings: Settings, namespace: str) -> None:
+def install_client(kube: Kube, settings: Settings, namespace: str, *, injection_revision: str) -> None:
     """The probes' curl client, in ``namespace`` (injected): a source no telemetry has seen yet."""
     install_app(
-        kube, settings, namespace=namespace, manifests=[data_file("probes", "curl.yaml")], injected=True
+        kube,
+        settings,
+        namespace=namespace,
+        manifests=[data_file("probes", "curl.yaml")],
+        injected=True,
+        injection_revision=injection_revision,
     )
 
 

@@ -93,10 +93,15 @@ def install_app(
     namespace: str,
     manifests: Sequence[Path],
     injected: bool,
+    injection_revision: str | None = None,
     progress: ProgressReporter | None = None,
 ) -> AppInstall:
-    labels = injection_labels(settings.istio_revision) if injected else {"istio-injection": "disabled"}
-    remove = ("istio-injection",) if injected and settings.istio_revision else ()
+    """Apply ``manifests`` in ``namespace`` and wait for their rollouts. An injected namespace is
+    labelled for ``injection_revision`` (default: the run's ``--meshcheck-istio-revision``; after
+    an upgrade, the mesh's ``MeshInstall.injection_revision``)."""
+    revision = settings.istio_revision if injection_revision is None else injection_revision
+    labels = injection_labels(revision) if injected else {"istio-injection": "disabled"}
+    remove = ("istio-injection",) if injected and revision else ()
     ensure_namespace(kube, namespace, labels, remove=remove)
     docs: list[dict[str, Any]] = []
     for path in manifests:

@@ -36,10 +36,19 @@ class MeshInstall:
     method: str
     namespace: str = ISTIO_NAMESPACE
     reused: bool = False
+    #: The revision tag namespaces were moved to by an upgrade (``--meshcheck-revision-tag``).
+    revision_tag: str = ""
 
     @property
     def istiod_name(self) -> str:
         return istiod_name(self.revision)
+
+    @property
+    def injection_revision(self) -> str:
+        """What a new namespace is labelled with to be injected by this mesh: the revision tag,
+        else the revision ("" is the default revision, ``istio-injection=enabled``). After a
+        canary upgrade the old default revision is gone, so its label would inject nothing."""
+        return self.revision_tag or self.revision
 
 
 def istiod_name(revision: str) -> str:

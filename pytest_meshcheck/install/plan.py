@@ -125,6 +125,7 @@ def mesh_from(result: Mapping[str, Any]) -> MeshInstall:
         revision=str(result.get("revision", "")),
         method=str(result["method"]),
         reused=bool(result.get("reused", False)),
+        revision_tag=str(result.get("revision_tag") or ""),
     )
 
 

@@ -23,6 +23,20 @@ from pytest_meshcheck.upgrade.workloads import move_namespace, namespaces_on, re
 ProgressReporter = Callable[[str, float], None]
 
 
+def mesh_record(plan: UpgradePlan, *, old_still_installed: bool) -> dict[str, Any]:
+    """The mesh layer's record once the cluster runs ``plan``'s target: what teardown removes
+    (``also_installed``: the old revision, while it is still there) and what the suites after the
+    gate read (``install/plan.mesh_from``), including where new namespaces are moved to."""
+    old = {"version": plan.from_version, "revision": plan.from_revision}
+    return {
+        "version": plan.to_version,
+        "revision": plan.to_revision,
+        "upgraded_from": old,
+        "also_installed": [old] if old_still_installed else [],
+        "revision_tag": plan.tag,
+    }
+
+
 @dataclass(frozen=True, kw_only=True)
 class UpgradeSteps:
     plan: UpgradePlan
@@ -38,17 +52,8 @@ class UpgradeSteps:
         plan, cp = self.plan, self.control_plane
         kube = cp.kube
         namespaces = namespaces_on(kube, plan.from_revision)
-        record: dict[str, Any] = {
-            "version": plan.to_version,
-            "revision": plan.to_revision,
-            "upgraded_from": {"version": plan.from_version, "revision": plan.from_revision},
-            "also_installed": (
-                [{"version": plan.from_version, "revision": plan.from_revision}] if plan.canary else []
-            ),
-            "revision_tag": plan.tag,
-        }
         with log.phase("control plane"):
-            self.on_installed(record)
+            self.on_installed(mesh_record(plan, old_still_installed=plan.canary))
             cp.install_control_plane(plan.to_version, plan.to_revision)
         if plan.tag:
             with log.phase(f"revision tag {plan.tag}"):
@@ -65,5 +70,5 @@ class UpgradeSteps:
         if plan.canary:
             with log.phase("remove old revision"):
                 cp.remove_control_plane(plan.from_version, plan.from_revision)
-                self.on_installed({**record, "also_installed": []})
+                self.on_installed(mesh_record(plan, old_still_installed=False))
         return namespaces

@@ -6,10 +6,13 @@ from dataclasses import dataclass
 
 import pytest
 
+from pytest_meshcheck.install.bookinfo import injection_labels
 from pytest_meshcheck.install.istio import MeshInstall, istio_manifest_text
+from pytest_meshcheck.install.plan import mesh_from
 from pytest_meshcheck.install.revisions import settings_for, split_bundle
 from pytest_meshcheck.kube.apply import load_documents
 from pytest_meshcheck.settings import default_settings
+from pytest_meshcheck.upgrade.gate import mesh_record
 from pytest_meshcheck.upgrade.phases import BETWEEN, PhaseLog, failures_by_second, traffic_by_phase
 from pytest_meshcheck.upgrade.plan import plan_upgrade, revision_for
 from pytest_meshcheck.upgrade.precheck import method_problems, version_problems
@@ -34,6 +37,22 @@ def test_in_place_keeps_the_revision_and_ignores_a_tag() -> None:
     in_place = plan(upgrade_strategy="in-place", revision_tag="prod")
     assert (in_place.to_revision, in_place.tag) == ("", "")
     assert in_place.namespace_label == {"istio-injection": "enabled"}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [{}, {"revision_tag": "prod"}, {"upgrade_strategy": "in-place"}],
+    ids=["canary", "canary-with-tag", "in-place"],
+)
+def test_after_the_upgrade_new_namespaces_are_labelled_as_the_moved_ones(raw: dict[str, str]) -> None:
+    """The suites after the gate read the mesh from its record: a namespace they create for
+    injection must carry the label the gate moved the app namespaces to, or (the old default
+    revision being gone after a canary) nothing would inject it."""
+    upgrade = plan(**raw)
+    record = {"method": "manifest", **mesh_record(upgrade, old_still_installed=False)}
+    mesh = mesh_from(record)
+    assert (mesh.version, mesh.revision) == ("1.27.1", upgrade.to_revision)
+    assert injection_labels(mesh.injection_revision) == upgrade.namespace_label
 
 
 @pytest.mark.parametrize(
