@@ -799,7 +799,7 @@ class Store:
             subresource=subresource or "",
             dry_run=dry_run,
             field_manager=field_manager,
-            check_rv=True,
+            check_rv=_pins_resource_version(patch, patch_type),
         )
 
     def _apply(
@@ -853,7 +853,7 @@ class Store:
             subresource=subresource,
             dry_run=dry_run,
             field_manager="",
-            check_rv=True,
+            check_rv=_pins_resource_version(applied, "apply"),
         )
 
     def delete(
@@ -1081,6 +1081,20 @@ def _pod_grace(kind: ResourceKind, pod: Obj, requested: int | None) -> int:
         return max(int(requested), 0)
     default = spec.get("terminationGracePeriodSeconds")
     return int(default) if isinstance(default, int) and default >= 0 else 30
+
+
+def _pins_resource_version(patch: object, patch_type: str) -> bool:
+    """Whether a patch (or an applied configuration) carries its own resourceVersion: then it is a
+    precondition and losing a race is a Conflict. Without one the patched object only inherits the
+    current version, and a write that lost a race is re-applied to the new object, as the API
+    server's patcher does (``kubectl rollout restart`` or ``label`` never see a Conflict)."""
+    if patch_type == "json":
+        return isinstance(patch, list) and any(
+            isinstance(op, dict) and str(op.get("path", "")).rstrip("/") == "/metadata/resourceVersion"
+            for op in patch
+        )
+    metadata = patch.get("metadata") if isinstance(patch, dict) else None
+    return isinstance(metadata, dict) and bool(metadata.get("resourceVersion"))
 
 
 def _conflict(kind: ResourceKind, name: str) -> Conflict:

@@ -446,3 +446,50 @@ def test_concurrent_writers_never_lose_updates(store: Store) -> None:
     for worker in workers:
         worker.join(60)
     assert store.get(GVR.core("configmaps"), "default", "counter")["data"]["n"] == "300"
+
+
+@pytest.mark.parametrize(
+    ("patch_type", "patch", "applied"),
+    [
+        ("merge", {"metadata": {"annotations": {"restartedAt": "now"}}}, None),
+        ("strategic", {"spec": {"template": {"metadata": {"annotations": {"restartedAt": "now"}}}}}, None),
+        ("json", [{"op": "add", "path": "/metadata/annotations", "value": {"restartedAt": "now"}}], None),
+        ("apply", None, {"metadata": {"annotations": {"restartedAt": "now"}}}),
+    ],
+    ids=["merge", "strategic", "json", "apply"],
+)
+def test_a_patch_that_lost_a_race_is_retried_unless_it_pinned_a_resource_version(
+    store: Store, patch_type: str, patch: Any, applied: Any
+) -> None:
+    """Like the API server's patcher: a patch without a resourceVersion (what ``kubectl rollout
+    restart`` sends) is re-applied to the object a concurrent writer just changed; one that carries
+    a resourceVersion is a precondition, so the same race is a Conflict."""
+    store.create(DEPLOYMENTS, _deployment(), namespace="default")
+    raced: list[str] = []
+    racing = threading.Event()
+
+    def concurrent_writer(request: AdmissionRequest) -> None:
+        if request.operation == "UPDATE" and request.name == "web" and not racing.is_set():
+            racing.set()  # once per patch: the writer's own update passes through here too
+            current = store.get(DEPLOYMENTS, "default", "web")
+            current["metadata"].setdefault("labels", {})["raced"] = f"yes-{len(raced)}"
+            raced.append(store.update(DEPLOYMENTS, current)["metadata"]["resourceVersion"])
+
+    store.add_admission("concurrent-writer", mutate=concurrent_writer)
+    if patch_type == "apply":
+        body = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, **applied}
+        patched = store.patch(
+            DEPLOYMENTS, "default", "web", body, patch_type="apply", field_manager="test", force=True
+        )
+    else:
+        patched = store.patch(DEPLOYMENTS, "default", "web", patch, patch_type=patch_type)
+    assert raced, "the concurrent write happened during the patch"
+    assert patched["metadata"]["labels"]["raced"] == "yes-0", "the patch was re-applied to the new object"
+    assert int(patched["metadata"]["resourceVersion"]) > int(raced[0])
+
+    racing.clear()
+    pinned_rv = store.get(DEPLOYMENTS, "default", "web")["metadata"]["resourceVersion"]
+    pinned = {"metadata": {"resourceVersion": pinned_rv, "annotations": {"again": "yes"}}}
+    with pytest.raises(errors.Conflict):
+        store.patch(DEPLOYMENTS, "default", "web", pinned, patch_type="merge")
+    assert len(raced) == 2, "the second patch raced as well"
