@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -60,15 +59,6 @@ class BodilessApp:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-@pytest.fixture
-def lab() -> Iterator[MeshLab]:
-    mesh = MeshLab()
-    try:
-        yield mesh
-    finally:
-        mesh.close()
 
 
 def exchange(conn: Connection, method: str, path: str, host: str) -> Response:

@@ -6,7 +6,6 @@ import socket
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 from meshlab_env import MeshLab, PodHandle, http_exchange, mesh_get, plain_get
@@ -18,15 +17,6 @@ from pytest_meshcheck.lab.mesh.telemetry import IstioMetrics
 
 SLEEP = "spiffe://cluster.local/ns/apps/sa/sleep"
 HTTPBIN = "spiffe://cluster.local/ns/apps/sa/httpbin"
-
-
-@pytest.fixture
-def lab() -> Iterator[MeshLab]:
-    mesh = MeshLab()
-    try:
-        yield mesh
-    finally:
-        mesh.close()
 
 
 @pytest.fixture

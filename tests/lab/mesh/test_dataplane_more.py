@@ -7,7 +7,6 @@ import socket
 import ssl
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 from meshlab_env import WAIT, MeshLab, http_exchange, mesh_get, plain_get
@@ -17,15 +16,6 @@ from meshlab_objects import istio, peer_auth, service
 from pytest_meshcheck.lab.mesh.ca import MeshCA
 
 SLEEP = "spiffe://cluster.local/ns/apps/sa/sleep"
-
-
-@pytest.fixture
-def lab() -> Iterator[MeshLab]:
-    mesh = MeshLab()
-    try:
-        yield mesh
-    finally:
-        mesh.close()
 
 
 def scrape(ip: str) -> str:

@@ -6,7 +6,6 @@ import json
 import socket
 import ssl
 import urllib.request
-from collections.abc import Iterator
 from io import BytesIO
 from typing import Any
 
@@ -37,15 +36,6 @@ WEBHOOK = {
         },
     ],
 }
-
-
-@pytest.fixture
-def lab() -> Iterator[MeshLab]:
-    mesh = MeshLab()
-    try:
-        yield mesh
-    finally:
-        mesh.close()
 
 
 def admission_review(obj: dict[str, Any], namespace: str = "apps") -> bytes:
