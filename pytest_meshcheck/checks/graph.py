@@ -235,6 +235,41 @@ def compare(expected: ExpectedGraph, graph: Mapping[str, Any], *, max_5xx_share:
     )
 
 
+#: A graph whose timestamp has not moved for this long, while it was being asked for again and
+#: again, is a frozen one: Kiali stamps every graph with the time it was computed for.
+STALE_AFTER_S = 30.0
+
+
+class Staleness:
+    """Watches the ``timestamp`` of successive graphs: a Kiali that stopped updating keeps serving
+    the same moment, and no amount of waiting changes what it shows."""
+
+    def __init__(self) -> None:
+        self.stamp: int | None = None
+        self._since: float = 0.0
+        self.stale_s: float = 0.0
+
+    def see(self, graph: Mapping[str, Any], now: float) -> None:
+        try:
+            stamp = int(graph["timestamp"])
+        except (KeyError, TypeError, ValueError):
+            return  # a graph without a timestamp cannot tell
+        if stamp != self.stamp:
+            self.stamp, self._since, self.stale_s = stamp, now, 0.0
+        else:
+            self.stale_s = now - self._since
+
+    @property
+    def stale(self) -> bool:
+        return self.stale_s >= STALE_AFTER_S
+
+    def finding(self) -> str:
+        return (
+            f"Kiali's graph has not changed for {self.stale_s:.0f}s (its timestamp stays at "
+            f"{self.stamp}): Kiali is serving a frozen graph"
+        )
+
+
 class GraphSource(Protocol):
     """Where graphs come from: Kiali's ``/api/namespaces/graph`` (``checks/kiali.KialiClient``)."""
 
@@ -248,13 +283,18 @@ class GraphObservation:
     graph: dict[str, Any]
     diff: GraphDiff
     waited_s: float
+    #: The frozen-graph finding when Kiali stopped updating during the watch, else "".
+    stale: str = ""
 
     def findings(self, what: str) -> list[str]:
         """One line per problem; a graph without any edge is "no traffic", not a list of every
-        expected edge as missing, because then telemetry is what is broken, not the app."""
+        expected edge as missing, because then telemetry is what is broken, not the app. A frozen
+        graph is said first: what it lacks is then Kiali's fault, not the mesh's."""
+        first = [self.stale] if self.stale else []
         if not seen_edges(self.graph):
-            return [f"no traffic seen in Kiali after {self.waited_s:.0f}s of {what}"]
-        return [f"{kind}: {', '.join(items)}" for kind, items in self.diff.as_dict().items() if items]
+            return [*first, f"no traffic seen in Kiali after {self.waited_s:.0f}s of {what}"]
+        diff = [f"{kind}: {', '.join(items)}" for kind, items in self.diff.as_dict().items() if items]
+        return [*first, *diff] if diff else []
 
 
 def observe_graph(
@@ -275,14 +315,19 @@ def observe_graph(
     Telemetry trails traffic by a scrape interval or two, so nothing is judged before ``min_wait``
     (an edge whose rate is still zero would otherwise pass as "present"). Once every expected edge
     carries traffic the watch stops: forbidden or unexpected edges, 5xx and plaintext are then
-    already in the graph, and waiting longer would only delay the failure.
+    already in the graph, and waiting longer would only delay the failure. It also stops when
+    Kiali serves the same moment for ``STALE_AFTER_S`` (a frozen graph never completes).
     """
     started = clock()
+    staleness = Staleness()
     while True:
         graph = kiali.graph([namespace])
         diff = compare(expected, graph, max_5xx_share=max_5xx_share)
-        waited = clock() - started
+        now = clock()
+        waited = now - started
+        staleness.see(graph, now)
         complete = not diff.missing and not diff.without_traffic
-        if (complete and waited >= min_wait) or waited >= patience:
-            return GraphObservation(graph=graph, diff=diff, waited_s=waited)
+        if (complete and waited >= min_wait) or waited >= patience or staleness.stale:
+            stale = staleness.finding() if staleness.stale and not diff.ok else ""
+            return GraphObservation(graph=graph, diff=diff, waited_s=waited, stale=stale)
         sleep(min(poll_s, max(patience - waited, 0.0)))

@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from pytest_meshcheck.checks.graph import compare, load_expected_graph, observe_graph
+from pytest_meshcheck.checks.graph import (
+    STALE_AFTER_S,
+    Staleness,
+    compare,
+    load_expected_graph,
+    observe_graph,
+)
 from pytest_meshcheck.errors import ConfigError
 from pytest_meshcheck.resources import data_file
 
@@ -118,15 +124,17 @@ def test_a_bad_expected_graph_file_names_the_option(tmp_path: Path) -> None:
 class FakeKiali:
     """Serves one graph per poll (the last one forever) on a clock that polling advances."""
 
-    def __init__(self, graphs: list[dict[str, Any]]) -> None:
+    def __init__(self, graphs: list[dict[str, Any]], *, frozen_at: int | None = None) -> None:
         self.graphs = graphs
         self.polls = 0
-        self.now = 0.0
+        self.now = 1_800_000_000.0
+        self.frozen_at = frozen_at
 
     def graph(self, namespaces: Sequence[str]) -> dict[str, Any]:
         assert list(namespaces) == [NS]
         self.polls += 1
-        return self.graphs[min(self.polls, len(self.graphs)) - 1]
+        stamp = self.frozen_at if self.frozen_at is not None else int(self.now)
+        return {**self.graphs[min(self.polls, len(self.graphs)) - 1], "timestamp": stamp}
 
     def sleep(self, seconds: float) -> None:
         assert seconds > 0
@@ -144,6 +152,32 @@ def observe(kiali: FakeKiali, *, min_wait: float, patience: float) -> Any:
         sleep=kiali.sleep,
         clock=lambda: kiali.now,
     )
+
+
+def test_a_frozen_kiali_is_named_instead_of_waiting_out_the_patience() -> None:
+    kiali = FakeKiali([graph(HEALTHY_EDGES[:2])], frozen_at=1_799_999_000)
+    seen = observe(kiali, min_wait=0, patience=600)
+    assert STALE_AFTER_S <= seen.waited_s < STALE_AFTER_S + 3
+    findings = seen.findings("load")
+    assert findings[0].startswith(f"Kiali's graph has not changed for {STALE_AFTER_S:.0f}s")
+    assert "1799999000" in findings[0]
+    assert findings[1].startswith("missing: ")
+
+
+def test_a_graph_that_keeps_its_stamp_but_is_complete_is_not_called_frozen() -> None:
+    kiali = FakeKiali([graph(HEALTHY_EDGES)], frozen_at=1_799_999_000)
+    assert observe(kiali, min_wait=5, patience=600).findings("load") == []
+
+
+def test_staleness_needs_the_same_stamp_for_the_whole_period() -> None:
+    staleness = Staleness()
+    for second in range(0, 60, 2):
+        staleness.see({"timestamp": 1000 + second}, float(second))
+        assert not staleness.stale
+    staleness.see({"timestamp": 1058}, 60.0 + STALE_AFTER_S)
+    assert staleness.stale
+    staleness.see({}, 200.0)  # a graph without a stamp changes nothing
+    assert staleness.stale
 
 
 def test_a_complete_graph_is_not_judged_before_the_minimum_wait() -> None:
