@@ -16,8 +16,9 @@ OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2,
 MAX_FRAME = 16 * 1024 * 1024
 
 
-class ConnectionClosed(Exception):
-    """The peer closed the connection (or sent a close frame)."""
+class ConnectionClosed(ConnectionError):
+    """The peer closed the connection (or sent a close frame). A ``ConnectionError``, so code that
+    relays bytes over any transport (the SPDY port-forward pump) ends quietly on it as on a socket's."""
 
 
 def accept_key(client_key: str) -> str:
