@@ -35,6 +35,8 @@ CONSEQUENCES = {
 #: A fault makes checks wait for what never comes (a route, telemetry, an edge) until their
 #: patience, which --meshcheck-timeout bounds; 45 s is ample on the lab and keeps a fault run short.
 FAULT_RUN_TIMEOUT = "45s"
+#: The load suite's p95 budget in runs of faults that are not about latency (see the test).
+OTHER_FAULTS_P95_MS = 2000
 
 
 def test_a_healthy_lab_passes_every_check(pytester: pytest.Pytester) -> None:
@@ -49,7 +51,10 @@ def test_a_healthy_lab_passes_every_check(pytester: pytest.Pytester) -> None:
 
 @pytest.mark.parametrize("fault", sorted(FAULT_SUITE))
 def test_each_fault_fails_the_suite_built_for_it(pytester: pytest.Pytester, fault: str) -> None:
-    code, summary = run_gate(pytester, f"--meshcheck-lab-faults={fault}", timeout=FAULT_RUN_TIMEOUT)
+    # The load suite's latency budget is what slow-reviews is judged by; in the other fault runs it
+    # is not under test, and on two busy cores a 5-user p95 now and then passes 400 ms by itself.
+    budget = () if FAULT_SUITE[fault] == "load" else (f"--meshcheck-p95-ms={OTHER_FAULTS_P95_MS}",)
+    code, summary = run_gate(pytester, f"--meshcheck-lab-faults={fault}", *budget, timeout=FAULT_RUN_TIMEOUT)
     verdicts = suite_verdicts(summary)
     expected = FAULT_SUITE[fault]
     assert code == 1, summary
