@@ -218,6 +218,19 @@ def context(
     )
 
 
+def serve_http(address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A scripted app container on ``address``, served on a daemon thread until ``stop_http``."""
+    server = ThreadingHTTPServer(address, handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    return server
+
+
+def stop_http(server: ThreadingHTTPServer) -> None:
+    server.shutdown()
+    server.server_close()
+
+
 class EchoApp:
     """An app container: answers every request with JSON of what it received."""
 
@@ -248,13 +261,10 @@ class EchoApp:
             def log_message(self, format: str, *args: Any) -> None:
                 del format, args
 
-        self.server = ThreadingHTTPServer(address, Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        self.server = serve_http(address, Handler)
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        stop_http(self.server)
 
 
 def iter_metric_lines(text: str, name: str) -> Iterator[dict[str, str]]:

@@ -5,12 +5,12 @@ not a body on the wire), 204s carry none, and the connection stays usable after 
 from __future__ import annotations
 
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 from meshlab_env import WAIT, MeshLab
+from meshlab_fakes import serve_http, stop_http
 
 from pytest_meshcheck.lab.httpframing import Headers
 from pytest_meshcheck.lab.mesh.httpio import Connection, Request, Response, read_response, simple_response
@@ -52,13 +52,10 @@ class BodilessApp:
             def log_message(self, format: str, *args: Any) -> None:
                 del format, args
 
-        self.server = ThreadingHTTPServer(address, Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        self.server = serve_http(address, Handler)
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        stop_http(self.server)
 
 
 def exchange(conn: Connection, method: str, path: str, host: str) -> Response:
