@@ -95,6 +95,9 @@ def encode_response(response: Response, *, head_only: bool, keep_alive: bool) ->
     return head + response.body
 
 
+_RequestHead = tuple[str, str, str, Headers]
+
+
 class HttpServer:
     """Serves ``handler`` on ``ip:port`` until ``stop``; every connection on its own thread."""
 
@@ -260,18 +263,39 @@ class HttpServer:
         return wrapped
 
     def _serve_one(self, conn: socket.socket, reader: BinaryIO, address: tuple[str, int]) -> bool:
-        """Serve one request; ``False`` when the connection must close."""
+        """Serve one request; ``False`` when the connection must close.
+
+        The connection counts as busy from the moment a request head has arrived until its answer
+        is sent: ``stop`` shuts down only idle connections at once, and one whose handler has
+        returned but whose answer is still being written is not idle (cutting it there lost the
+        answer of a request ``stop`` had cancelled)."""
         try:
             head = read_request_head(reader)
-            if head is None:
-                return False
-            method, target, version, headers = head
+        except ProtocolError as error:
+            _refuse(conn, error)
+            return False
+        if head is None:
+            return False
+        with self._activity:
+            self._busy.add(conn)
+            self._last_request_at = time.monotonic()
+        try:
+            return self._answer(conn, reader, address, head)
+        finally:
+            with self._activity:
+                self._busy.discard(conn)
+                self._activity.notify_all()
+
+    def _answer(
+        self, conn: socket.socket, reader: BinaryIO, address: tuple[str, int], head: _RequestHead
+    ) -> bool:
+        method, target, version, headers = head
+        try:
             if version == "HTTP/1.1" and (headers.get("Expect") or "").lower() == "100-continue":
                 conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
             body = read_body(reader, headers, until_close=False)
         except ProtocolError as error:
-            reply = Response(status=error.status, body=f"{error}\n".encode())
-            conn.sendall(encode_response(reply, head_only=False, keep_alive=False))
+            _refuse(conn, error)
             return False
         server_ip, server_port = conn.getsockname()[:2]
         request = Request(
@@ -286,17 +310,10 @@ class HttpServer:
             server_port=server_port,
             cancelled=self._stopping,
         )
-        with self._activity:
-            self._busy.add(conn)
-            self._last_request_at = time.monotonic()
         try:
             response = self._handler(request)
         except Exception as error:  # a handler bug must answer 500, not kill the connection thread
             response = Response(status=500, body=f"internal error: {type(error).__name__}\n".encode())
-        finally:
-            with self._activity:
-                self._busy.discard(conn)
-                self._activity.notify_all()
         keep_alive = (
             wants_keep_alive(version, headers) and not self._stopping.is_set() and not self._draining.is_set()
         )
@@ -304,6 +321,11 @@ class HttpServer:
             self._access_log(request, response)
         conn.sendall(encode_response(response, head_only=method == "HEAD", keep_alive=keep_alive))
         return keep_alive
+
+
+def _refuse(conn: socket.socket, error: ProtocolError) -> None:
+    reply = Response(status=error.status, body=f"{error}\n".encode())
+    conn.sendall(encode_response(reply, head_only=False, keep_alive=False))
 
 
 def _shutdown(conn: socket.socket) -> None:

@@ -5,6 +5,7 @@ import http.client
 import json
 import socket
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -138,6 +139,37 @@ def test_stop_cuts_a_request_in_flight_and_joins_its_thread(podnet: PodNet) -> N
     assert not caller.is_alive()
     assert results == [503]
     assert [thread for thread in threading.enumerate() if thread not in before] == []
+
+
+def test_stop_lets_an_answer_being_written_reach_its_client(podnet: PodNet) -> None:
+    """The handler has returned but its answer is not sent yet when ``stop`` comes: that
+    connection is not idle, and cutting it loses the answer (a CI flake). The access log runs in
+    exactly that window, so ``stop`` is called from inside it."""
+    logging = threading.Event()
+
+    def answer(request: Request) -> Response:
+        return Response(status=200)
+
+    def slow_log(request: Request, response: Response) -> None:
+        logging.set()
+        time.sleep(0.3)  # holds the window open while stop runs; there is nothing to await
+
+    server = HttpServer(podnet.address(), 0, answer, access_log=slow_log)
+    server.start()
+    results: list[int] = []
+
+    def call() -> None:
+        try:
+            results.append(request(server.ip, server.port, "/")[0])
+        except (ConnectionError, http.client.HTTPException):
+            results.append(-1)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    assert logging.wait(10)
+    server.stop()
+    caller.join(10)
+    assert results == [200]
 
 
 def test_idle_workload_starts_and_stops(podnet: PodNet) -> None:
