@@ -17,7 +17,14 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from pytest_meshcheck.lab.controllers.base import Controller, Key, KeyMapper, own_key, owner_keys
+from pytest_meshcheck.lab.controllers.base import (
+    Controller,
+    Key,
+    KeyMapper,
+    controlled_by,
+    own_key,
+    owner_keys,
+)
 from pytest_meshcheck.lab.controllers.events import EventRecorder
 from pytest_meshcheck.lab.controllers.replicaset import REPLICASETS
 from pytest_meshcheck.lab.errors import AlreadyExists, NotFound
@@ -148,17 +155,9 @@ class DeploymentController(Controller):
         self.store.update(DEPLOYMENTS, fresh)
 
     def _owned(self, deployment: dict[str, Any]) -> list[RS]:
+        """Its live ReplicaSets: one being deleted no longer counts toward its replicas."""
         items, _ = self.store.list(REPLICASETS, deployment["metadata"]["namespace"])
-        uid = deployment["metadata"]["uid"]
-        return [
-            rs
-            for rs in items
-            if any(
-                ref.get("uid") == uid and ref.get("controller")
-                for ref in rs["metadata"].get("ownerReferences") or []
-            )
-            and not rs["metadata"].get("deletionTimestamp")
-        ]
+        return [rs for rs in controlled_by(deployment, items) if not rs["metadata"].get("deletionTimestamp")]
 
     @staticmethod
     def _split(deployment: dict[str, Any], all_rs: list[RS]) -> tuple[RS | None, list[RS]]:
