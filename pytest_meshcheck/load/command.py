@@ -1,8 +1,9 @@
 """The Locust command lines and environments for one run, and where their output goes.
 
 Pure functions of a ``LoadSpec``: what would be started can be shown, logged and tested without
-starting anything. Locust is always started as ``<python> -m locust`` with the interpreter that
-runs pytest, so the Locust used is the one installed beside the plugin.
+starting anything. Locust is always started with the interpreter that runs pytest, so the Locust
+used is the one installed beside the plugin, as ``<python> -m locust`` would start it (see
+``LOCUST_MAIN`` for why not literally that).
 """
 
 from __future__ import annotations
@@ -16,6 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_meshcheck.load.spec import ENV_REPORT_DIR, LoadSpec, report_plugin_path
+
+#: ``python -m locust``, with SIGINT handled again first. A process started with SIGINT ignored (a
+#: background job of a non-interactive shell script, ``nohup``: common in CI) passes that on to its
+#: children, and Python then leaves it ignored, so Locust would never see the SIGINT that stops it
+#: gracefully; it would be killed after the grace period without its HTML report or our final
+#: account (the per-second timeline, the failure events). Nothing else is imported before Locust,
+#: which must monkey-patch the standard library before anything uses it.
+LOCUST_MAIN = (
+    "-c",
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('locust', run_name='__main__', alter_sys=True)",
+)
 
 #: Prefix of Locust's own output files inside the run's output directory.
 OUTPUT_STEM = "locust"
@@ -120,7 +133,7 @@ def plan_processes(
 ) -> tuple[ProcessPlan, ...]:
     """The processes of a run: one standalone, or the master first and then its workers."""
     interpreter = python or sys.executable
-    locust = (interpreter, "-m", "locust")
+    locust = (interpreter, *LOCUST_MAIN)
     common_env = base_environment(inherited_env)
     common_env[ENV_REPORT_DIR] = str(files.directory)
     quiet = ("--only-summary", "--loglevel", "INFO", "--exit-code-on-error", "0")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_meshcheck.load.command import OutputFiles, base_environment, plan_processes
+from pytest_meshcheck.load.command import LOCUST_MAIN, OutputFiles, base_environment, plan_processes
 from pytest_meshcheck.load.cpu import CpuSample, busy_share, read_proc_cpu_seconds
 from pytest_meshcheck.load.spec import (
     ENV_GENERATOR,
@@ -42,7 +42,7 @@ def test_standalone_plan_is_one_headless_bounded_process(tmp_path: Path) -> None
     (plan,) = plan_processes(_spec(tmp_path), files, python="/py", inherited_env={})
 
     assert plan.role == plan.generator == "standalone"
-    assert plan.argv[:3] == ("/py", "-m", "locust")
+    assert plan.argv[:3] == ("/py", *LOCUST_MAIN)
     assert "--headless" in plan.argv
     assert _option(plan.argv, "-t") == "5s"
     assert _option(plan.argv, "-u") == "6"

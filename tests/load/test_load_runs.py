@@ -205,6 +205,26 @@ def test_background_run_is_stopped_when_the_body_raises(target: Target, output_d
     assert result.artifacts.html is not None
 
 
+def test_a_run_started_where_sigint_is_ignored_still_stops_gracefully(
+    target: Target, output_dir: Path
+) -> None:
+    """A background job of a non-interactive shell (CI scripts, nohup) starts with SIGINT ignored
+    and passes that on: Locust must still get the SIGINT that makes it write its reports, instead
+    of being killed after the grace period without them (seen in a CI run)."""
+    run = LoadRun(_spec(target.url, output_dir, duration_s=120.0, think_time_s=0.01))
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        run.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+    result = stopped_by_a_failing_check(run, target, load_arrives_within_s=60)
+
+    assert [process.exit_code for process in result.generators] == [0]
+    assert result.artifacts.html is not None
+    assert sum(second.requests for second in result.timeline) == result.requests
+
+
 def test_a_report_printed_to_the_log_carries_the_stats_history_and_the_cpu_time(
     target: Target, output_dir: Path, tmp_path: Path
 ) -> None:
