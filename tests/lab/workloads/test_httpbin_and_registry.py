@@ -112,16 +112,9 @@ def test_delay_is_cut_short_when_the_server_stops(podnet: PodNet) -> None:
     assert workload.handle(pending).status == 503
 
 
-def test_stop_cuts_a_request_in_flight_and_joins_its_thread(podnet: PodNet) -> None:
-    entered = threading.Event()
-
-    def slow(request: Request) -> Response:
-        entered.set()
-        request.cancelled.wait(30)
-        return Response(status=503 if request.cancelled.is_set() else 200)
-
-    before = set(threading.enumerate())
-    server = HttpServer(podnet.address(), 0, slow)
+def status_when_stopped(server: HttpServer, reached: threading.Event) -> int:
+    """Start ``server``, send it one request, stop it once the request has ``reached`` the point
+    under test, and return the status its client got (-1: the connection was cut instead)."""
     server.start()
     results: list[int] = []
 
@@ -133,11 +126,24 @@ def test_stop_cuts_a_request_in_flight_and_joins_its_thread(podnet: PodNet) -> N
 
     caller = threading.Thread(target=call)
     caller.start()
-    assert entered.wait(10)
+    assert reached.wait(10)
     server.stop()
     caller.join(10)
     assert not caller.is_alive()
-    assert results == [503]
+    (status,) = results
+    return status
+
+
+def test_stop_cuts_a_request_in_flight_and_joins_its_thread(podnet: PodNet) -> None:
+    entered = threading.Event()
+
+    def slow(request: Request) -> Response:
+        entered.set()
+        request.cancelled.wait(30)
+        return Response(status=503 if request.cancelled.is_set() else 200)
+
+    before = set(threading.enumerate())
+    assert status_when_stopped(HttpServer(podnet.address(), 0, slow), entered) == 503
     assert [thread for thread in threading.enumerate() if thread not in before] == []
 
 
@@ -155,21 +161,7 @@ def test_stop_lets_an_answer_being_written_reach_its_client(podnet: PodNet) -> N
         time.sleep(0.3)  # holds the window open while stop runs; there is nothing to await
 
     server = HttpServer(podnet.address(), 0, answer, access_log=slow_log)
-    server.start()
-    results: list[int] = []
-
-    def call() -> None:
-        try:
-            results.append(request(server.ip, server.port, "/")[0])
-        except (ConnectionError, http.client.HTTPException):
-            results.append(-1)
-
-    caller = threading.Thread(target=call)
-    caller.start()
-    assert logging.wait(10)
-    server.stop()
-    caller.join(10)
-    assert results == [200]
+    assert status_when_stopped(server, logging) == 200
 
 
 def test_idle_workload_starts_and_stops(podnet: PodNet) -> None:
