@@ -78,6 +78,7 @@ def test_kiali_graph_has_exactly_the_expected_edges(
             meshcheck_bookinfo.namespace,
             max_5xx_share=meshcheck_settings.max_error_rate,
             min_wait=min_wait,
+            settle=min_wait,  # the destinations' reports (mTLS) may trail the sources' by a scrape
             patience=patience,
         )
         run.stop()

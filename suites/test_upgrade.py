@@ -147,6 +147,7 @@ def test_traffic_survives_the_upgrade_within_budget(
                     meshcheck_bookinfo.namespace,
                     max_5xx_share=settings.max_error_rate,
                     min_wait=0.0,  # the load has run all along: telemetry is there already
+                    settle=min_wait,  # restarted destinations report mTLS a scrape later
                     patience=max(min_wait, min(settings.timeout, 120)),
                 )
                 attach_evidence("Kiali graph after the upgrade", seen.graph, "json")

@@ -304,30 +304,41 @@ def observe_graph(
     *,
     max_5xx_share: float,
     min_wait: float,
+    settle: float,
     patience: float,
     poll_s: float = 2.0,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> GraphObservation:
-    """Watch Kiali's graph of ``namespace`` while traffic flows, until every expected edge is there
-    with traffic, or ``patience`` runs out; the last graph is the one judged.
+    """Watch Kiali's graph of ``namespace`` while traffic flows, until it matches ``expected``,
+    or differs from it for ``settle`` seconds once every expected edge carries traffic, or
+    ``patience`` runs out; the last graph is the one judged.
 
     Telemetry trails traffic by a scrape interval or two, so nothing is judged before ``min_wait``
-    (an edge whose rate is still zero would otherwise pass as "present"). Once every expected edge
-    carries traffic the watch stops: forbidden or unexpected edges, 5xx and plaintext are then
-    already in the graph, and waiting longer would only delay the failure. It also stops when
-    Kiali serves the same moment for ``STALE_AFTER_S`` (a frozen graph never completes).
+    (an edge whose rate is still zero would otherwise pass as "present"). An edge's traffic comes
+    from its source's report and its mTLS share from its destination's, scraped separately, so a
+    new edge can carry traffic for a scrape before its destination vouches for mTLS (say, after a
+    rolling restart): a complete graph that still differs is watched for ``settle`` seconds more
+    before it is judged, no longer, so that a real regression (a plaintext hop, 5xx, a forbidden
+    edge) fails promptly. The watch also stops when Kiali serves the same moment for
+    ``STALE_AFTER_S`` (a frozen graph never completes).
     """
     started = clock()
     staleness = Staleness()
+    complete_since: float | None = None
     while True:
         graph = kiali.graph([namespace])
         diff = compare(expected, graph, max_5xx_share=max_5xx_share)
         now = clock()
         waited = now - started
         staleness.see(graph, now)
-        complete = not diff.missing and not diff.without_traffic
-        if (complete and waited >= min_wait) or waited >= patience or staleness.stale:
+        complete = not diff.missing and not diff.without_traffic and waited >= min_wait
+        if not complete:
+            complete_since = None
+        elif complete_since is None:
+            complete_since = now
+        settled = complete_since is not None and (diff.ok or now - complete_since >= settle)
+        if settled or waited >= patience or staleness.stale:
             stale = staleness.finding() if staleness.stale and not diff.ok else ""
             return GraphObservation(graph=graph, diff=diff, waited_s=waited, stale=stale)
         sleep(min(poll_s, max(patience - waited, 0.0)))

@@ -141,13 +141,14 @@ class FakeKiali:
         self.now += seconds
 
 
-def observe(kiali: FakeKiali, *, min_wait: float, patience: float) -> Any:
+def observe(kiali: FakeKiali, *, min_wait: float, patience: float, settle: float = 0.0) -> Any:
     return observe_graph(
         kiali,
         bookinfo(),
         NS,
         max_5xx_share=0.01,
         min_wait=min_wait,
+        settle=settle,
         patience=patience,
         sleep=kiali.sleep,
         clock=lambda: kiali.now,
@@ -199,6 +200,23 @@ def test_a_complete_graph_with_a_wrong_edge_fails_at_once() -> None:
     seen = observe(kiali, min_wait=0, patience=60)
     assert kiali.polls == 1
     assert seen.findings("load") == ["forbidden: bookinfo/reviews v1 -> bookinfo/ratings v1"]
+
+
+def test_an_edge_whose_destination_has_not_vouched_for_mtls_yet_is_given_the_settle_time() -> None:
+    """After a restart the source's report brings the edge before the destination's brings its
+    mTLS share (isMTLS then reads 0): that is telemetry on its way, not plaintext."""
+    unvouched = [*HEALTHY_EDGES[:-1], edge("r3", "ra", mtls=0)]
+    kiali = FakeKiali([graph(unvouched), graph(unvouched), graph(HEALTHY_EDGES)])
+    seen = observe(kiali, min_wait=0, settle=10, patience=60)
+    assert kiali.polls == 3
+    assert seen.findings("load") == []
+
+
+def test_a_plaintext_edge_fails_once_the_settle_time_is_over_not_at_the_patience() -> None:
+    kiali = FakeKiali([graph([*HEALTHY_EDGES[:-1], edge("r3", "ra", mtls=0)])])
+    seen = observe(kiali, min_wait=4, settle=10, patience=120)
+    assert 14 <= seen.waited_s < 17
+    assert seen.findings("load") == ["not fully mTLS: bookinfo/reviews v3 -> bookinfo/ratings v1: isMTLS 0%"]
 
 
 def test_no_edges_at_all_is_reported_as_missing_telemetry_after_the_patience() -> None:
